@@ -1,0 +1,248 @@
+"""Shapes, output sizes and argument checks: the only place fastconv validates what a caller passed.
+
+Every check runs before any allocation or compiled code, and every failure reads
+``"<function>: <argument> must be <what>, got <actual>"`` (TypeError for a wrong type or dtype,
+ValueError for a wrong value or shape).
+"""
+import numbers
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Sizes and geometry parameters must fit the compiled code's 64-bit index arithmetic with room
+# for the products it forms; anything larger is refused rather than wrapped.
+MAX_PARAMETER = 2**40
+
+
+def _memory_limit_bytes():
+    """The machine's physical memory: no single result may be larger."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**46
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_int(func, name, value, minimum):
+    """An int (Python or NumPy integer, not bool) in [minimum, MAX_PARAMETER]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be an int, got {_describe(value)}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{func}: {name} must be >= {minimum}, got {value}")
+    if value > MAX_PARAMETER:
+        raise ValueError(f"{func}: {name} must be <= {MAX_PARAMETER}, got {value}")
+    return value
+
+
+def check_pair(func, name, value, minimum):
+    """An int, or a pair of ints for (height, width), each >= minimum; returns a tuple."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        items = list(value.ravel()) if isinstance(value, np.ndarray) else list(value)
+        if len(items) != 2:
+            raise ValueError(
+                f"{func}: {name} must be an int or a pair of ints, got {_describe(value)}")
+        try:
+            return tuple(check_int(func, name, item, minimum) for item in items)
+        except TypeError:
+            raise TypeError(
+                f"{func}: {name} must be an int or a pair of ints, got {_describe(value)}"
+            ) from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {_describe(value)}")
+    value = check_int(func, name, value, minimum)
+    return (value, value)
+
+
+def as_float_array(func, name, value):
+    """value as a float32 or float64 ndarray in native byte order (no other dtype is cast)."""
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception:
+            raise TypeError(
+                f"{func}: {name} must be a float32 or float64 array, got {_describe(value)}"
+            ) from None
+    if array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{func}: {name} must be a float32 or float64 array, got dtype {array.dtype}")
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
+def check_same_dtype(func, arrays):
+    """arrays: (name, array) pairs that must share the first one's dtype."""
+    first_name, first = arrays[0]
+    for name, array in arrays[1:]:
+        if array is not None and array.dtype != first.dtype:
+            raise TypeError(f"{func}: {name} must have the dtype of {first_name} "
+                            f"({first.dtype}), got {array.dtype}")
+
+
+def check_result_size(func, shape, itemsize):
+    """Refuse a result larger than this machine's memory before trying to allocate it."""
+    count = 1
+    for extent in shape:
+        count *= extent
+    if count * itemsize > _memory_limit_bytes():
+        raise ValueError(f"{func}: the result of shape {tuple(shape)} "
+                         f"({count * itemsize / 2**30:.3g} GiB) must fit in memory "
+                         f"({_memory_limit_bytes() / 2**30:.3g} GiB), got too large a size")
+
+
+def output_size(func, axis, size, kernel_size, stride, padding_total, dilation):
+    """floor((size + padding_total - dilation*(kernel_size-1) - 1) / stride) + 1, which must be >= 1."""
+    extent = dilation * (kernel_size - 1) + 1
+    if size + padding_total < extent:
+        raise ValueError(
+            f"{func}: the dilated kernel {axis} (dilation*(kernel_size-1)+1 = {extent}) must be "
+            f"<= the padded input {axis} ({size} + padding = {size + padding_total}), "
+            f"got a kernel larger than the input")
+    return (size + padding_total - extent) // stride + 1
+
+
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    """Output length of a convolution or pooling window along one axis (PyTorch's floor rule).
+
+    Parameters
+    ----------
+    size : int
+        Input length (``H`` or ``W``), >= 0.
+    kernel_size : int
+        Kernel length ``F``, >= 1.
+    stride, padding, dilation : int
+        ``S >= 1``, ``P >= 0`` on each side, ``D >= 1``.
+
+    Returns
+    -------
+    int
+        ``floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``.
+
+    Raises
+    ------
+    ValueError
+        If the dilated kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> conv_output_size(224, 3, stride=1, padding=1)
+    224
+    >>> conv_output_size(227, 11, stride=4)
+    55
+    """
+    func = "conv_output_size"
+    size = check_int(func, "size", size, 0)
+    kernel_size = check_int(func, "kernel_size", kernel_size, 1)
+    stride = check_int(func, "stride", stride, 1)
+    padding = check_int(func, "padding", padding, 0)
+    dilation = check_int(func, "dilation", dilation, 1)
+    return output_size(func, "size", size, kernel_size, stride, 2 * padding, dilation)
+
+
+@dataclass(frozen=True)
+class Conv2dGeometry:
+    """A validated conv2d problem. Padding is (top, left); bottom/right padding only shows in
+    HO, WO (PyTorch's ``padding="same"`` with an even kernel pads one more at the bottom/right)."""
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    FH: int
+    FW: int
+    HO: int
+    WO: int
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+
+    @property
+    def output_shape(self):
+        return (self.N, self.K, self.HO, self.WO)
+
+    @property
+    def reduction_size(self):
+        """Multiply-adds per output element: C/groups * FH * FW."""
+        return self.C // self.groups * self.FH * self.FW
+
+    @property
+    def flops(self):
+        """Multiply-adds counted as 2 FLOPs."""
+        return 2 * self.N * self.K * self.HO * self.WO * self.reduction_size
+
+
+def _conv_padding(func, padding, kernel_size, stride, dilation):
+    """Returns ((top, bottom), (left, right)) for an int, a pair, "valid" or "same"."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{func}: stride must be 1 when padding='same', got {stride}")
+            sides = []
+            for f, d in zip(kernel_size, dilation):
+                total = d * (f - 1)
+                sides.append((total // 2, total - total // 2))
+            return tuple(sides)
+        raise ValueError(f"{func}: padding must be an int, a pair of ints, 'valid' or 'same', "
+                         f"got {padding!r}")
+    ph, pw = check_pair(func, "padding", padding, 0)
+    return (ph, ph), (pw, pw)
+
+
+def conv2d_geometry(func, x, w, b, stride, padding, dilation, groups):
+    """Validate a conv2d call. x: (N, C, H, W) or unbatched (C, H, W), w: (K, C/groups, FH, FW),
+    b: None or (K,). Returns (x, w, b, geometry, batched) with x 4-D and arrays as ndarrays."""
+    x = as_float_array(func, "x", x)
+    w = as_float_array(func, "w", w)
+    if b is not None:
+        b = as_float_array(func, "b", b)
+    check_same_dtype(func, [("x", x), ("w", w), ("b", b)])
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{func}: x must be 4-D (N, C, H, W) or 3-D (C, H, W), "
+                         f"got shape {x.shape}")
+    batched = x.ndim == 4
+    if not batched:
+        x = x[np.newaxis]
+    if w.ndim != 4:
+        raise ValueError(f"{func}: w must be 4-D (K, C/groups, FH, FW), got shape {w.shape}")
+    groups = check_int(func, "groups", groups, 1)
+    stride = check_pair(func, "stride", stride, 1)
+    dilation = check_pair(func, "dilation", dilation, 1)
+    N, C, H, W = x.shape
+    K, CG, FH, FW = w.shape
+    if FH < 1 or FW < 1:
+        raise ValueError(f"{func}: w must have a kernel of at least 1 x 1, got shape {w.shape}")
+    if C % groups:
+        raise ValueError(f"{func}: x channels must be divisible by groups ({groups}), got {C}")
+    if K % groups:
+        raise ValueError(f"{func}: w.shape[0] (filters) must be divisible by groups "
+                         f"({groups}), got {K}")
+    if CG * groups != C:
+        raise ValueError(f"{func}: x must have w.shape[1] * groups = {CG * groups} channels, "
+                         f"got {C}")
+    if b is not None and b.shape != (K,):
+        raise ValueError(f"{func}: b must have shape ({K},) (one per filter), got {b.shape}")
+    for name, value in (("x", x), ("w", w)):
+        for extent in value.shape:
+            if extent > MAX_PARAMETER:
+                raise ValueError(f"{func}: {name} extents must be <= {MAX_PARAMETER}, "
+                                 f"got shape {value.shape}")
+    (pt, pb), (pl, pr) = _conv_padding(func, padding, (FH, FW), stride, dilation)
+    HO = output_size(func, "height", H, FH, stride[0], pt + pb, dilation[0])
+    WO = output_size(func, "width", W, FW, stride[1], pl + pr, dilation[1])
+    check_result_size(func, (N, K, HO, WO), x.dtype.itemsize)
+    geometry = Conv2dGeometry(N, C, H, W, K, FH, FW, HO, WO, stride, (pt, pl), dilation, groups)
+    return x, w, b, geometry, batched

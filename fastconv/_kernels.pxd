@@ -1,0 +1,44 @@
+# Declarations of the C kernels in src_c/ (see src_c/fastconv_kernels.h for each contract).
+
+cdef extern from "fastconv_kernels.h" nogil:
+    enum:
+        FC_ISA_GENERIC
+        FC_ISA_AVX2
+        FC_ISA_AVX512
+        FC_GEMM_MAX_TILE
+
+    ctypedef void (*fc_sgemm_ukernel_fn)(Py_ssize_t kc, const float *a, const float *b,
+                                         float *c, Py_ssize_t ldc, int accumulate) noexcept nogil
+    ctypedef void (*fc_dgemm_ukernel_fn)(Py_ssize_t kc, const double *a, const double *b,
+                                         double *c, Py_ssize_t ldc, int accumulate) noexcept nogil
+
+    ctypedef struct fc_kernel_table:
+        int isa
+        const char *isa_name
+        int sgemm_mr
+        int sgemm_nr
+        fc_sgemm_ukernel_fn sgemm_ukernel
+        const char *sgemm_ukernel_name
+        int dgemm_mr
+        int dgemm_nr
+        fc_dgemm_ukernel_fn dgemm_ukernel
+        const char *dgemm_ukernel_name
+
+    int fc_cpu_supports(int isa)
+    const fc_kernel_table *fc_kernel_table_for(int isa)
+
+    void fc_sconv2d_direct_row__generic(
+        const float *x, const float *w, float *y, Py_ssize_t kb, Py_ssize_t y_plane_stride,
+        Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t WO,
+        Py_ssize_t ho, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+        Py_ssize_t DH, Py_ssize_t DW)
+    void fc_dconv2d_direct_row__generic(
+        const double *x, const double *w, double *y, Py_ssize_t kb, Py_ssize_t y_plane_stride,
+        Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t WO,
+        Py_ssize_t ho, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+        Py_ssize_t DH, Py_ssize_t DW)
+
+
+cdef extern from "openmp_shim.h" nogil:
+    int fc_openmp_enabled()
+    int fc_omp_max_threads()

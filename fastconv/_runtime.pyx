@@ -1,0 +1,31 @@
+"""What the compiled core was built with and what this CPU can run (see fastconv/_config.py)."""
+
+from fastconv._kernels cimport (
+    FC_ISA_AVX2, FC_ISA_AVX512, FC_ISA_GENERIC, fc_cpu_supports, fc_kernel_table,
+    fc_kernel_table_for, fc_openmp_enabled,
+)
+
+ISA_CODES = {"generic": FC_ISA_GENERIC, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(fc_openmp_enabled())
+
+
+def compiled_isas():
+    """ISA paths compiled into this build, lowest first."""
+    return [name for name, code in ISA_CODES.items() if fc_kernel_table_for(code) != NULL]
+
+
+def cpu_supports(str isa):
+    """True when this build has the `isa` path and this CPU and OS can run it."""
+    cdef int code = ISA_CODES[isa]
+    return fc_kernel_table_for(code) != NULL and bool(fc_cpu_supports(code))
+
+
+def kernel_names(str isa):
+    """The GEMM micro-kernel names of one ISA path, by dtype name."""
+    cdef const fc_kernel_table *table = fc_kernel_table_for(ISA_CODES[isa])
+    return {"float32": table.sgemm_ukernel_name.decode(),
+            "float64": table.dgemm_ukernel_name.decode()}

@@ -1,0 +1,24 @@
+"""show_config(): what this fastconv build is and what it will run here."""
+import sys
+
+from fastconv import _config, _runtime
+
+
+def config_lines():
+    import fastconv
+    isa = _config.get_isa()
+    names = _runtime.kernel_names(isa)
+    return [
+        f"fastconv {fastconv.__version__} (Python {sys.version.split()[0]})",
+        f"OpenMP: {'on' if _runtime.openmp_enabled() else 'off (serial build)'}",
+        f"threads: {_config.get_num_threads()}",
+        f"kernel ISA: {isa} (this CPU runs: {', '.join(_config.available_isas())}; "
+        f"FASTCONV_ISA forces a lower one)",
+        f"GEMM micro-kernels: float32 {names['float32']}, float64 {names['float64']}",
+        "conv2d algorithm='auto': im2col when C/groups*FH*FW >= 32, else direct",
+    ]
+
+
+def show_config():
+    """Print the version, OpenMP on/off, thread count, kernel ISA and micro-kernels in use."""
+    print("\n".join(config_lines()))

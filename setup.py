@@ -1,0 +1,100 @@
+"""Build fastconv's compiled core: Cython drivers linked with the C kernels of src_c/.
+
+Each src_c/ file is compiled with the flags of its own ISA (see ISA_SOURCES), so one build runs on
+any x86-64 CPU and picks its kernels at import. OpenMP is found by a try-compile; without it the
+build stops unless a serial build is asked for with FASTCONV_OPENMP=0.
+"""
+import os
+import platform
+import sys
+import tempfile
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+BASE_CFLAGS = ["-O3", "-std=gnu11", "-fno-strict-aliasing"]
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+# (source, extra flags): the baseline files run anywhere; the others only where dispatch allows.
+ISA_SOURCES = [
+    ("src_c/dispatch.c", []),
+    ("src_c/gemm_ukernel__generic.c", []),
+    ("src_c/conv2d_direct__generic.c", []),
+]
+if IS_X86_64:
+    ISA_SOURCES += [
+        ("src_c/gemm_ukernel__avx2.c", ["-mavx2", "-mfma"]),
+        ("src_c/gemm_ukernel__avx512.c",
+         ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mavx2", "-mfma"]),
+    ]
+KERNEL_MACROS = [("FC_X86_KERNELS", "1")] if IS_X86_64 else []
+OPENMP_FLAGS = ["-fopenmp"]
+
+
+def want_openmp():
+    return os.environ.get("FASTCONV_OPENMP", "1") != "0"
+
+
+def compiler_has_openmp(compiler):
+    """Try-compile and link a parallel loop: the only reliable test of an OpenMP toolchain."""
+    source = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "omp_check.c")
+        with open(path, "w") as f:
+            f.write(source)
+        try:
+            objects = compiler.compile([path], output_dir=tmp, extra_postargs=OPENMP_FLAGS)
+            compiler.link_executable(objects, "omp_check", output_dir=tmp,
+                                     extra_postargs=OPENMP_FLAGS)
+        except Exception:
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    """Compile src_c/ once with per-file ISA flags, then link those objects into every extension."""
+
+    def build_extensions(self):
+        use_openmp = want_openmp()
+        if use_openmp and not compiler_has_openmp(self.compiler):
+            sys.exit(
+                "fastconv: the C compiler cannot build OpenMP code (tried -fopenmp).\n"
+                "Install an OpenMP-capable compiler (e.g. gcc with libgomp), or build a serial,\n"
+                "single-threaded fastconv on purpose with FASTCONV_OPENMP=0."
+            )
+        kernel_objects = []
+        for source, isa_flags in ISA_SOURCES:
+            kernel_objects += self.compiler.compile(
+                [source], output_dir=self.build_temp, macros=KERNEL_MACROS,
+                include_dirs=["src_c"], extra_postargs=BASE_CFLAGS + isa_flags)
+        for ext in self.extensions:
+            ext.extra_objects = kernel_objects
+            if use_openmp:
+                ext.extra_compile_args += OPENMP_FLAGS
+                ext.extra_link_args += OPENMP_FLAGS
+            ext.define_macros.append(("FASTCONV_OPENMP", "1" if use_openmp else "0"))
+        super().build_extensions()
+
+
+def extension(name):
+    return Extension(
+        f"fastconv.{name}", [f"fastconv/{name}.pyx"],
+        include_dirs=[numpy.get_include(), "src_c"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"],
+    )
+
+
+setup(
+    ext_modules=cythonize(
+        [extension("_runtime"), extension("_conv")],
+        compiler_directives={
+            "language_level": 3, "boundscheck": False, "wraparound": False,
+            "cdivision": True, "initializedcheck": False, "nonecheck": False,
+        },
+        build_dir="build/cython",
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

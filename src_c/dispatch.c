@@ -1,0 +1,62 @@
+/*
+ * Which ISA paths this CPU can run, and the kernel table of each. setup.py compiles the AVX2 and
+ * AVX-512 files (and defines FC_X86_KERNELS) only for x86-64; elsewhere only the portable path
+ * exists. Compiled with the baseline flags, so it runs on any CPU.
+ */
+#include "fastconv_kernels.h"
+
+static const fc_kernel_table generic_table = {
+    FC_ISA_GENERIC, "generic",
+    4, 16, fc_sgemm_ukernel_4x16__generic, "fc_sgemm_ukernel_4x16__generic",
+    4, 8, fc_dgemm_ukernel_4x8__generic, "fc_dgemm_ukernel_4x8__generic",
+};
+
+#ifdef FC_X86_KERNELS
+static const fc_kernel_table avx2_table = {
+    FC_ISA_AVX2, "avx2",
+    6, 16, fc_sgemm_ukernel_6x16__avx2, "fc_sgemm_ukernel_6x16__avx2",
+    6, 8, fc_dgemm_ukernel_6x8__avx2, "fc_dgemm_ukernel_6x8__avx2",
+};
+
+static const fc_kernel_table avx512_table = {
+    FC_ISA_AVX512, "avx512",
+    14, 32, fc_sgemm_ukernel_14x32__avx512, "fc_sgemm_ukernel_14x32__avx512",
+    14, 16, fc_dgemm_ukernel_14x16__avx512, "fc_dgemm_ukernel_14x16__avx512",
+};
+#endif
+
+int fc_cpu_supports(int isa)
+{
+    switch (isa) {
+    case FC_ISA_GENERIC:
+        return 1;
+#ifdef FC_X86_KERNELS
+    /* gcc's and clang's __builtin_cpu_supports check the OS saves the wider registers (XGETBV). */
+    case FC_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FC_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+               && __builtin_cpu_supports("fma");
+#endif
+    default:
+        return 0;
+    }
+}
+
+const fc_kernel_table *fc_kernel_table_for(int isa)
+{
+    switch (isa) {
+    case FC_ISA_GENERIC:
+        return &generic_table;
+#ifdef FC_X86_KERNELS
+    case FC_ISA_AVX2:
+        return &avx2_table;
+    case FC_ISA_AVX512:
+        return &avx512_table;
+#endif
+    default:
+        return NULL;
+    }
+}

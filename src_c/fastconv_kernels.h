@@ -1,0 +1,97 @@
+/*
+ * fastconv_kernels.h: every C symbol of src_c/, and the kernel table the Cython drivers pick from.
+ *
+ * The C layer computes one tile at a time and trusts its caller (the Cython drivers, after the
+ * Python geometry module validated every shape): pointers are valid for the extents given, sizes
+ * are >= 0, and nothing here allocates or checks.
+ */
+#ifndef FASTCONV_KERNELS_H
+#define FASTCONV_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Instruction-set paths, lowest first: a path may run only where fc_cpu_supports() says so. */
+enum {
+    FC_ISA_GENERIC = 0,
+    FC_ISA_AVX2 = 1,
+    FC_ISA_AVX512 = 2
+};
+
+/*
+ * GEMM micro-kernel contract (all ISAs, both dtypes), for a tile of MR rows x NR columns:
+ *
+ *     C[i*ldc + j] = (accumulate ? C[i*ldc + j] : 0) + sum_{p < kc} a[p*MR + i] * b[p*NR + j]
+ *
+ * `a` is a packed MR x kc panel stored column by column, `b` a packed kc x NR panel stored row by
+ * row, both zero-padded to the full MR / NR by the packing code. The sum over p runs in increasing
+ * p for each (i, j), so a result does not depend on which thread computed it. kc may be 0.
+ */
+typedef void (*fc_sgemm_ukernel_fn)(ptrdiff_t kc, const float *a, const float *b,
+                                    float *c, ptrdiff_t ldc, int accumulate);
+typedef void (*fc_dgemm_ukernel_fn)(ptrdiff_t kc, const double *a, const double *b,
+                                    double *c, ptrdiff_t ldc, int accumulate);
+
+void fc_sgemm_ukernel_4x16__generic(ptrdiff_t kc, const float *a, const float *b,
+                                    float *c, ptrdiff_t ldc, int accumulate);
+void fc_dgemm_ukernel_4x8__generic(ptrdiff_t kc, const double *a, const double *b,
+                                   double *c, ptrdiff_t ldc, int accumulate);
+void fc_sgemm_ukernel_6x16__avx2(ptrdiff_t kc, const float *a, const float *b,
+                                 float *c, ptrdiff_t ldc, int accumulate);
+void fc_dgemm_ukernel_6x8__avx2(ptrdiff_t kc, const double *a, const double *b,
+                                double *c, ptrdiff_t ldc, int accumulate);
+void fc_sgemm_ukernel_14x32__avx512(ptrdiff_t kc, const float *a, const float *b,
+                                    float *c, ptrdiff_t ldc, int accumulate);
+void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double *b,
+                                    double *c, ptrdiff_t ldc, int accumulate);
+
+/* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
+#define FC_GEMM_MAX_TILE 448
+
+typedef struct {
+    int isa;
+    const char *isa_name;
+    int sgemm_mr, sgemm_nr;
+    fc_sgemm_ukernel_fn sgemm_ukernel;
+    const char *sgemm_ukernel_name;
+    int dgemm_mr, dgemm_nr;
+    fc_dgemm_ukernel_fn dgemm_ukernel;
+    const char *dgemm_ukernel_name;
+} fc_kernel_table;
+
+/* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */
+int fc_cpu_supports(int isa);
+
+/* The kernels of one ISA path; NULL for an unknown isa. Does not check fc_cpu_supports. */
+const fc_kernel_table *fc_kernel_table_for(int isa);
+
+/*
+ * Direct convolution of one output row for a block of output channels, no column matrix:
+ *
+ *     y[k][wo] += sum_{c, fh, fw} w[k][c][fh][fw] * x[c][ho*SH + fh*DH - PH][wo*SW + fw*DW - PW]
+ *
+ * for 0 <= k < kb and 0 <= wo < WO, reading zero outside the input. `x` points at one image's
+ * C x H x W planes (contiguous), `w` at kb filters of C x FH x FW (contiguous), `y` at row ho of
+ * the first of kb output planes, whose rows are y_plane_stride apart. Accumulates into y.
+ */
+void fc_sconv2d_direct_row__generic(const float *x, const float *w, float *y,
+                                    ptrdiff_t kb, ptrdiff_t y_plane_stride,
+                                    ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                    ptrdiff_t FH, ptrdiff_t FW, ptrdiff_t WO, ptrdiff_t ho,
+                                    ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                                    ptrdiff_t DH, ptrdiff_t DW);
+void fc_dconv2d_direct_row__generic(const double *x, const double *w, double *y,
+                                    ptrdiff_t kb, ptrdiff_t y_plane_stride,
+                                    ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                    ptrdiff_t FH, ptrdiff_t FW, ptrdiff_t WO, ptrdiff_t ho,
+                                    ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                                    ptrdiff_t DH, ptrdiff_t DW);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTCONV_KERNELS_H */
