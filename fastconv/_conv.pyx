@@ -106,32 +106,54 @@ cdef void _pack_im2col(const floating *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t
 
     Row r of the column matrix is the kernel offset (c, fh, fw) = unravel(r, (C, FH, FW)); column p
     is the output pixel (ho, wo) = divmod(p, WO); the entry is x[c, ho*SH + fh*DH - PH,
-    wo*SW + fw*DW - PW], or 0 in the padding.
+    wo*SW + fw*DW - PW], or 0 in the padding. Pixels are copied in runs that stay within one
+    output row and one panel, so each run is a bounds-free (at unit stride, contiguous) copy
+    between two zero fills.
     """
     cdef Py_ssize_t panels = (nc + NR - 1) // NR
-    cdef Py_ssize_t rr, r, c, fh, fw, j, ho, wo, hi, wi
-    cdef floating value
+    cdef Py_ssize_t rr, r, c, fh, fw, j, ho, wo, hi, shift, wo_begin, wo_end, run, lo, hi_end, i
+    cdef const floating *x_row
     cdef floating *dst
     for rr in range(kc):
         r = k0 + rr
         fw = r % FW
         fh = (r // FW) % FH
         c = r // (FW * FH)
+        # Output columns whose input column wo*SW + shift lies inside the image.
+        shift = fw * DW - PW
+        wo_begin = 0 if shift >= 0 else (-shift + SW - 1) // SW
+        wo_end = 0 if W - shift <= 0 else min(WO, (W - shift + SW - 1) // SW)
         ho = p0 // WO
         wo = p0 % WO
-        for j in range(panels * NR):
-            value = 0
-            if j < nc:
-                hi = ho * SH + fh * DH - PH
-                wi = wo * SW + fw * DW - PW
-                if 0 <= hi < H and 0 <= wi < W:
-                    value = x[(c * H + hi) * W + wi]
-                wo = wo + 1
-                if wo == WO:
-                    wo = 0
-                    ho = ho + 1
+        j = 0
+        while j < nc:
+            run = min(WO - wo, nc - j, NR - j % NR)
             dst = packed + (j // NR) * kc * NR + rr * NR + j % NR
-            dst[0] = value
+            hi = ho * SH + fh * DH - PH
+            lo = wo
+            hi_end = wo
+            if 0 <= hi < H:
+                lo = max(wo, wo_begin)
+                hi_end = max(lo, min(wo + run, wo_end))
+                # Offset by shift so that x_row[wo * SW] is the input of output column wo.
+                x_row = x + (c * H + hi) * W + shift
+            for i in range(wo, lo):
+                dst[i - wo] = 0
+            if SW == 1:
+                for i in range(lo, hi_end):
+                    dst[i - wo] = x_row[i]
+            else:
+                for i in range(lo, hi_end):
+                    dst[i - wo] = x_row[i * SW]
+            for i in range(hi_end, wo + run):
+                dst[i - wo] = 0
+            j = j + run
+            wo = wo + run
+            if wo == WO:
+                wo = 0
+                ho = ho + 1
+        for j in range(nc, panels * NR):
+            packed[(j // NR) * kc * NR + rr * NR + j % NR] = 0
 
 
 cdef inline void _ukernel(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *a,

@@ -1,0 +1,526 @@
+"""conv2d against the float64 oracle (tests/reference.py): every algorithm x dtype x ISA path x
+named case, random geometries (hypothesis), thread-count independence, memory layouts, empty
+batches, NaN/Inf propagation and independence from leftover memory."""
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import fastconv
+from fastconv import conv2d
+
+from conftest import RTOL, assert_matches_reference
+from reference import conv2d_reference, conv2d_reference_pointwise, same_padding
+
+ALGORITHMS = ["direct", "im2col", "auto"]
+DTYPES = [np.float32, np.float64]
+
+
+@dataclass(frozen=True)
+class Case:
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    FH: int
+    FW: int
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+    groups: int = 1
+    bias: bool = True
+
+    def reference_padding(self):
+        """The padding in the oracle's ((top, bottom), (left, right)) form."""
+        if self.padding == "valid":
+            return 0
+        if self.padding == "same":
+            return same_padding((self.FH, self.FW), self.dilation)
+        return self.padding
+
+    def reference_kwargs(self):
+        return dict(stride=self.stride, padding=self.reference_padding(),
+                    dilation=self.dilation, groups=self.groups)
+
+    def conv_kwargs(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups)
+
+
+NAMED_CASES = {
+    "3x3_pad1": Case(2, 3, 8, 8, 4, 3, 3, padding=1),
+    "nonsquare_kernel_2x5": Case(2, 3, 9, 11, 5, 2, 5),
+    "nonsquare_kernel_5x1": Case(1, 4, 10, 6, 3, 5, 1, padding=(2, 0)),
+    "nonsquare_image_7x13": Case(1, 2, 7, 13, 3, 3, 3),
+    "tall_image_19x4": Case(2, 3, 19, 4, 6, 3, 2, padding=1),
+    "stride_2_with_remainder": Case(2, 3, 10, 11, 4, 3, 3, stride=2),
+    "stride_pair_3x2_with_remainder": Case(1, 2, 13, 12, 5, 3, 4, stride=(3, 2), padding=1),
+    "stride_larger_than_kernel": Case(1, 3, 11, 11, 4, 2, 2, stride=3),
+    "padding_int_2": Case(2, 3, 6, 7, 4, 3, 3, padding=2),
+    "padding_pair_1x3": Case(1, 3, 6, 5, 4, 3, 3, padding=(1, 3)),
+    "padding_pair_list": Case(1, 2, 5, 6, 3, 2, 3, padding=[2, 1]),
+    "padding_larger_than_kernel": Case(1, 2, 3, 4, 3, 2, 2, padding=4),
+    "padding_valid": Case(2, 3, 7, 9, 4, 3, 2, padding="valid"),
+    "padding_same_odd_kernel_3x5": Case(2, 3, 7, 9, 4, 3, 5, padding="same"),
+    "padding_same_even_kernel_4x2": Case(1, 3, 7, 8, 5, 4, 2, padding="same"),
+    "padding_same_even_kernel_2x2": Case(2, 2, 5, 5, 3, 2, 2, padding="same"),
+    "padding_same_dilated_3x3_d2": Case(1, 3, 9, 8, 4, 3, 3, padding="same", dilation=2),
+    "padding_same_dilated_even_2x4_d3x1": Case(1, 2, 8, 9, 3, 2, 4, padding="same",
+                                               dilation=(3, 1)),
+    "dilation_2": Case(2, 3, 11, 10, 4, 3, 3, dilation=2),
+    "dilation_pair_2x3_padding": Case(1, 2, 9, 12, 3, 3, 2, dilation=(2, 3), padding=(1, 2)),
+    "dilation_and_stride": Case(1, 3, 15, 14, 5, 3, 3, stride=2, dilation=2, padding=1),
+    "groups_2": Case(2, 4, 7, 8, 6, 3, 3, groups=2, padding=1),
+    "groups_2_stride_dilation": Case(1, 6, 11, 9, 4, 3, 2, groups=2, stride=2, dilation=(1, 2)),
+    "groups_3_big_reduction_per_group": Case(1, 48, 6, 6, 9, 3, 3, groups=3, padding=1),
+    "depthwise_C6": Case(2, 6, 8, 7, 6, 3, 3, groups=6, padding=1),
+    "depthwise_multiplier_2_K_is_2C": Case(1, 5, 9, 8, 10, 3, 3, groups=5, padding="same"),
+    "depthwise_stride_2": Case(2, 4, 9, 9, 4, 5, 5, groups=4, stride=2, padding=2),
+    "pointwise_1x1": Case(2, 8, 5, 6, 7, 1, 1),
+    "pointwise_1x1_stride_2": Case(1, 4, 7, 8, 5, 1, 1, stride=2),
+    "pointwise_1x1_padding": Case(1, 3, 3, 4, 2, 1, 1, padding=1),
+    "batch_N1": Case(1, 3, 6, 6, 4, 3, 3, padding=1),
+    "channels_C1": Case(3, 1, 8, 9, 5, 3, 3),
+    "filters_K1": Case(2, 4, 6, 6, 1, 3, 3),
+    "filters_K17": Case(2, 5, 7, 6, 17, 3, 3, padding=1),
+    "filters_K33": Case(1, 7, 6, 8, 33, 3, 3),
+    "filters_K40_few_pixels": Case(2, 6, 4, 4, 40, 3, 3),
+    "filters_K70_one_pixel": Case(1, 9, 3, 3, 70, 3, 3),
+    "big_reduction_C600_3x3": Case(1, 600, 5, 5, 5, 3, 3, padding=1),
+    "big_reduction_C300_5x5_K33": Case(1, 300, 5, 6, 33, 5, 5),
+    "kernel_equals_padded_input": Case(2, 3, 5, 4, 4, 7, 6, padding=1),
+    "kernel_equals_input_valid": Case(1, 4, 6, 5, 3, 6, 5),
+    "single_pixel_image_1x1_kernel": Case(2, 3, 1, 1, 4, 1, 1),
+    "windows_entirely_in_padding": Case(1, 2, 2, 2, 3, 1, 1, padding=3),
+    "windows_entirely_in_padding_no_bias": Case(1, 2, 2, 2, 3, 1, 1, padding=3, bias=False),
+    "wide_image_70_columns": Case(1, 3, 4, 70, 5, 3, 3, padding=1),
+    "many_output_tiles": Case(2, 8, 20, 23, 19, 3, 3, padding=1),
+    "no_bias_3x3": Case(2, 3, 8, 8, 4, 3, 3, padding=1, bias=False),
+    "no_bias_groups_depthwise": Case(1, 4, 6, 6, 8, 3, 3, groups=4, bias=False),
+    "no_bias_big_reduction": Case(1, 100, 4, 5, 18, 3, 3, padding=1, bias=False),
+}
+
+
+def make_inputs(case, dtype, seed=0):
+    """Deterministic random inputs of a case (values in [-1, 1), bias in [-2, 2))."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (case.N, case.C, case.H, case.W)).astype(dtype)
+    w = rng.uniform(-1, 1, (case.K, case.C // case.groups, case.FH, case.FW)).astype(dtype)
+    b = rng.uniform(-2, 2, case.K).astype(dtype) if case.bias else None
+    return x, w, b
+
+
+@functools.lru_cache(maxsize=None)
+def case_inputs(name, dtype):
+    x, w, b = make_inputs(NAMED_CASES[name], dtype)
+    for array in (x, w, b):
+        if array is not None:
+            array.setflags(write=False)  # shared by many tests: nobody may change them
+    return x, w, b
+
+
+@functools.lru_cache(maxsize=None)
+def case_reference(name, dtype):
+    """(reference, per-element sum of |terms|) of a named case, computed once per dtype."""
+    case = NAMED_CASES[name]
+    x, w, b = case_inputs(name, dtype)
+    ref = conv2d_reference(x, w, b, **case.reference_kwargs())
+    scale = conv2d_reference(np.abs(x), np.abs(w), None if b is None else np.abs(b),
+                             **case.reference_kwargs())
+    return ref, scale
+
+
+def assert_close_to(y, ref, scale, dtype):
+    assert y.dtype == np.dtype(dtype)
+    assert y.shape == ref.shape
+    assert np.all(np.isfinite(y))
+    error = np.abs(y.astype(np.float64) - ref)
+    allowed = RTOL[np.dtype(dtype)] * scale
+    bad = np.argwhere(error > allowed)
+    assert bad.size == 0, (
+        f"{len(bad)} of {y.size} outputs off; first at {tuple(bad[0])}: got "
+        f"{y[tuple(bad[0])]!r}, expected {ref[tuple(bad[0])]!r}, "
+        f"sum|terms| {scale[tuple(bad[0])]!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The oracle itself
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["3x3_pad1", "stride_pair_3x2_with_remainder",
+                                  "padding_same_dilated_even_2x4_d3x1", "groups_2_stride_dilation",
+                                  "depthwise_multiplier_2_K_is_2C", "windows_entirely_in_padding"])
+def test_reference_agrees_with_elementwise_definition(name):
+    case = NAMED_CASES[name]
+    x, w, b = case_inputs(name, np.float64)
+    expected = conv2d_reference_pointwise(x, w, b, **case.reference_kwargs())
+    np.testing.assert_allclose(case_reference(name, np.float64)[0], expected,
+                               rtol=1e-13, atol=1e-13)
+
+
+def test_reference_on_a_hand_computed_example():
+    # 1 image, 1 channel, 3x3 ramp, 2x2 kernel of [[1, 0], [0, -1]]: y = x[h, w] - x[h+1, w+1].
+    x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)
+    w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    np.testing.assert_array_equal(conv2d_reference(x, w), np.full((1, 1, 2, 2), -4.0))
+    np.testing.assert_array_equal(conv2d_reference(x, w, np.array([10.0])),
+                                  np.full((1, 1, 2, 2), 6.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Named cases and random geometries against the oracle
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(NAMED_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_matches_oracle_on_named_cases(isa, algorithm, dtype, name):
+    case = NAMED_CASES[name]
+    x, w, b = case_inputs(name, dtype)
+    y = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
+    ref, scale = case_reference(name, dtype)
+    assert_close_to(y, ref, scale, dtype)
+    if algorithm != "auto":
+        assert fastconv.last_algorithm() == algorithm
+
+
+@pytest.mark.parametrize("name", ["3x3_pad1", "depthwise_C6", "big_reduction_C600_3x3",
+                                  "pointwise_1x1", "filters_K17"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_auto_gives_bit_identical_result_of_the_algorithm_it_reports(dtype, name):
+    case = NAMED_CASES[name]
+    x, w, b = case_inputs(name, dtype)
+    y_auto = conv2d(x, w, b, algorithm="auto", **case.conv_kwargs())
+    chosen = fastconv.last_algorithm()
+    assert chosen in ("direct", "im2col")
+    y_chosen = conv2d(x, w, b, algorithm=chosen, **case.conv_kwargs())
+    np.testing.assert_array_equal(y_auto, y_chosen)
+
+
+@pytest.mark.parametrize("name", ["3x3_pad1", "groups_2", "depthwise_multiplier_2_K_is_2C",
+                                  "big_reduction_C600_3x3", "padding_same_even_kernel_4x2"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+def test_small_integer_data_gives_exact_results(isa, algorithm, dtype, name):
+    # Sums of products of small integers are exact in float32 and float64 whatever the order.
+    case = NAMED_CASES[name]
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, (case.N, case.C, case.H, case.W)).astype(dtype)
+    w = rng.integers(-3, 4, (case.K, case.C // case.groups, case.FH, case.FW)).astype(dtype)
+    b = rng.integers(-5, 6, case.K).astype(dtype)
+    y = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
+    np.testing.assert_array_equal(y, conv2d_reference(x, w, b, **case.reference_kwargs()))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("name", ["3x3_pad1", "padding_same_even_kernel_4x2", "depthwise_C6",
+                                  "stride_2_with_remainder", "no_bias_3x3"])
+def test_unbatched_3d_input_gives_3d_result_like_pytorch(isa, algorithm, dtype, name):
+    case = NAMED_CASES[name]
+    x, w, b = case_inputs(name, dtype)
+    y = conv2d(x[1 if case.N > 1 else 0], w, b, algorithm=algorithm, **case.conv_kwargs())
+    ref, scale = case_reference(name, dtype)
+    n = 1 if case.N > 1 else 0
+    assert y.ndim == 3
+    assert_close_to(y, ref[n], scale[n], dtype)
+
+
+@st.composite
+def geometries(draw):
+    """Tiny random conv2d problems covering every parameter, always with a valid output."""
+    groups = draw(st.integers(1, 3))
+    CG = draw(st.integers(1, 4))
+    KG = draw(st.integers(1, 5))
+    FH, FW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kind = draw(st.sampled_from(["int", "pair", "valid", "same"]))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if kind == "int":
+        padding = draw(st.integers(0, 3))
+        pads = (padding, padding)
+    elif kind == "pair":
+        padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+        pads = padding
+    elif kind == "valid":
+        padding, pads = "valid", (0, 0)
+    else:
+        padding, stride = "same", (1, 1)
+        pads = None
+    extents = (dilation[0] * (FH - 1) + 1, dilation[1] * (FW - 1) + 1)
+    sizes = []
+    for axis in range(2):
+        if pads is None:  # "same" works for any size >= 1
+            lowest = 1
+        else:
+            lowest = max(1, extents[axis] - 2 * pads[axis])
+        sizes.append(draw(st.integers(lowest, lowest + 9)))
+    N = draw(st.integers(1, 3))
+    case = Case(N, CG * groups, sizes[0], sizes[1], KG * groups, FH, FW, stride=stride,
+                padding=padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
+    if draw(st.booleans()):  # also exercise the int (not pair) spelling
+        if stride[0] == stride[1]:
+            case = Case(**{**case.__dict__, "stride": stride[0]})
+    return case
+
+
+@given(case=geometries(), algorithm=st.sampled_from(ALGORITHMS),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_matches_oracle_on_random_geometries(isa, case, algorithm, dtype, seed):
+    x, w, b = make_inputs(case, dtype, seed)
+    y = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+# ---------------------------------------------------------------------------------------------
+
+THREAD_CASES = {
+    "N3_C20_17x19_K37_pad1": Case(3, 20, 17, 19, 37, 3, 3, padding=1),
+    "N3_C20_17x19_K37_stride2_no_bias": Case(3, 20, 17, 19, 37, 3, 3, stride=2, bias=False),
+    "depthwise_N3_C20_17x19": Case(3, 20, 17, 19, 20, 3, 3, padding=1, groups=20),
+    "N1_C64_9x9_K70_big_reduction": Case(1, 64, 9, 9, 70, 3, 3, padding=1),
+}
+
+
+@pytest.mark.parametrize("name", list(THREAD_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+def test_threads_give_bit_identical_results(isa, restore_threads, algorithm, dtype, name):
+    case = THREAD_CASES[name]
+    x, w, b = make_inputs(case, dtype, seed=3)
+    results = {}
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        assert fastconv.get_num_threads() == threads
+        results[threads] = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
+    np.testing.assert_array_equal(results[1], results[2])
+    np.testing.assert_array_equal(results[1], results[3])
+    assert_matches_reference(results[2], x, w, b, **case.reference_kwargs())
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory layouts and dtypes of the inputs
+# ---------------------------------------------------------------------------------------------
+
+LAYOUT_CASE = Case(2, 4, 9, 8, 6, 3, 2, padding=1, groups=2)
+
+
+def _layouts(x, w, b):
+    """(id, x, w, b) variants of the same values in other memory layouts."""
+    def strided(a, axis):
+        # The same values inside a twice-as-long array along `axis`, viewed with step 2.
+        shape = list(a.shape)
+        shape[axis] *= 2
+        big = np.full(shape, np.nan, a.dtype)
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(None, None, 2)
+        big[tuple(index)] = a
+        return big[tuple(index)]
+
+    def reversed_view(a, axis):
+        # The same values, seen through a negative stride along `axis`.
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(None, None, -1)
+        flipped = np.ascontiguousarray(a[tuple(index)])
+        return flipped[tuple(index)]
+
+    def read_only(a):
+        a = a.copy()
+        a.setflags(write=False)
+        return a
+
+    def big_endian(a):
+        return a.astype(a.dtype.newbyteorder(">"))
+
+    yield "fortran_order", np.asfortranarray(x), np.asfortranarray(w), b
+    yield "strided_width", strided(x, 3), strided(w, 3), strided(b, 0)
+    yield "strided_channels", strided(x, 1), strided(w, 0), b
+    yield "transposed_view", np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2), \
+        np.ascontiguousarray(w.transpose(3, 2, 1, 0)).transpose(3, 2, 1, 0), b
+    yield "negative_strides_width", reversed_view(x, 3), reversed_view(w, 3), reversed_view(b, 0)
+    yield "negative_strides_batch_height", reversed_view(reversed_view(x, 0), 2), \
+        reversed_view(w, 2), b
+    yield "read_only", read_only(x), read_only(w), read_only(b)
+    yield "big_endian", big_endian(x), big_endian(w), big_endian(b)
+    yield "big_endian_x_only", big_endian(x), w, b
+    yield "sliced_from_bigger_batch", np.concatenate([x, x])[1:1 + x.shape[0]], w, b
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_any_memory_layout_gives_same_result_and_is_not_modified(algorithm, dtype):
+    case = LAYOUT_CASE
+    x, w, b = make_inputs(case, dtype, seed=5)
+    expected = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
+    assert_matches_reference(expected, x, w, b, **case.reference_kwargs())
+    seen = 0
+    for layout, xv, wv, bv in _layouts(x, w, b):
+        np.testing.assert_array_equal(xv, x)
+        np.testing.assert_array_equal(wv, w)
+        before = [(a.copy(), a.dtype, a.strides) for a in (xv, wv, bv)]
+        y = conv2d(xv, wv, bv, algorithm=algorithm, **case.conv_kwargs())
+        assert y.dtype == np.dtype(dtype), layout
+        assert y.dtype.isnative, layout
+        np.testing.assert_array_equal(y, expected, err_msg=layout)
+        for a, (copy, dt, strides) in zip((xv, wv, bv), before):
+            assert a.dtype == dt and a.strides == strides, layout
+            np.testing.assert_array_equal(a, copy, err_msg=f"{layout}: input modified")
+        seen += 1
+    assert seen == 10
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_big_endian_float64_inputs_give_native_float64_result(algorithm):
+    case = NAMED_CASES["3x3_pad1"]
+    x, w, b = make_inputs(case, np.float64)
+    y = conv2d(x.astype(">f8"), w.astype(">f8"), b.astype(">f8"), algorithm=algorithm,
+               **case.conv_kwargs())
+    assert y.dtype == np.float64 and y.dtype.isnative
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_inputs_are_never_modified(algorithm):
+    case = NAMED_CASES["many_output_tiles"]
+    for dtype in DTYPES:
+        x, w, b = make_inputs(case, dtype, seed=11)
+        copies = [x.copy(), w.copy(), b.copy()]
+        conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
+        for array, copy in zip((x, w, b), copies):
+            np.testing.assert_array_equal(array, copy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Empty problems
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_empty_batch_gives_empty_result_of_right_shape(algorithm, dtype):
+    x = np.zeros((0, 3, 7, 6), dtype)
+    w = np.ones((5, 3, 3, 2), dtype)
+    y = conv2d(x, w, np.ones(5, dtype), padding=1, stride=(2, 1), algorithm=algorithm)
+    assert y.shape == (0, 5, 4, 7) and y.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_zero_filters_give_empty_result_of_right_shape(algorithm, dtype):
+    x = np.ones((2, 4, 7, 6), dtype)
+    w = np.ones((0, 2, 3, 3), dtype)
+    y = conv2d(x, w, np.ones(0, dtype), groups=2, algorithm=algorithm)
+    assert y.shape == (2, 0, 5, 4) and y.dtype == np.dtype(dtype)
+    y = conv2d(x[0], w, algorithm=algorithm)  # unbatched
+    assert y.shape == (0, 5, 4) and y.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_zero_channels_give_the_bias_as_an_empty_sum_would(algorithm, dtype):
+    x = np.ones((2, 0, 5, 4), dtype)
+    w = np.ones((3, 0, 2, 2), dtype)
+    b = np.array([1.5, -2.0, 0.25], dtype)
+    y = conv2d(x, w, b, algorithm=algorithm)
+    np.testing.assert_array_equal(y, conv2d_reference(x, w, b))
+    y = conv2d(x, w, algorithm=algorithm)
+    np.testing.assert_array_equal(y, np.zeros((2, 3, 4, 3)))
+    assert y.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_zero_height_image_with_padding_sees_only_padding(isa, algorithm, dtype):
+    # H = 0 with padding 1 and a 1x1 kernel: output rows exist, and every window is padding.
+    x = np.ones((1, 2, 0, 3), dtype)
+    w = np.ones((4, 2, 1, 1), dtype)
+    b = np.arange(4, dtype=dtype)
+    y = conv2d(x, w, b, padding=1, algorithm=algorithm)
+    assert y.shape == (1, 4, 2, 5) and y.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None], y.shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN and Inf
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_nan_and_inf_propagate_to_exactly_the_windows_containing_them(isa, algorithm, dtype,
+                                                                      groups):
+    N, C, H, W, K = 2, 4, 11, 12, 6
+    rng = np.random.default_rng(9)
+    x = rng.uniform(-1, 1, (N, C, H, W)).astype(dtype)
+    # Weights bounded away from 0, so every tap that sees a NaN/Inf pixel spreads it.
+    w = (rng.uniform(0.5, 1.0, (K, C // groups, 3, 2))
+         * rng.choice([-1, 1], (K, C // groups, 3, 2))).astype(dtype)
+    b = rng.uniform(-1, 1, K).astype(dtype)
+    x[0, 1, 4, 5] = np.nan
+    x[1, 3, 0, 0] = np.inf
+    x[1, 2, 9, 11] = -np.inf
+    kwargs = dict(stride=(1, 2), padding=(1, 1), dilation=(2, 1), groups=groups)
+    y = conv2d(x, w, b, algorithm=algorithm, **kwargs)
+
+    # Which outputs see which special pixel: the oracle on indicator images with |w|.
+    def touched(n, c, h, col):
+        indicator = np.zeros((N, C, H, W))
+        indicator[n, c, h, col] = 1
+        return conv2d_reference(indicator, np.abs(w), groups=groups, **kwargs) > 0
+
+    sees_nan = touched(0, 1, 4, 5)
+    sees_pos_inf = touched(1, 3, 0, 0)
+    sees_neg_inf = touched(1, 2, 9, 11)
+    assert sees_nan.any() and sees_pos_inf.any() and sees_neg_inf.any()
+    assert not sees_nan.all()
+
+    np.testing.assert_array_equal(np.isnan(y), sees_nan | (sees_pos_inf & sees_neg_inf))
+    infinite = np.isinf(y)
+    np.testing.assert_array_equal(infinite, (sees_pos_inf ^ sees_neg_inf) & ~sees_nan)
+    # The sign of each Inf output is the sign of the weight that met the Inf pixel.
+    clean = ~(sees_nan | sees_pos_inf | sees_neg_inf)
+    assert np.all(np.isfinite(y[clean]))
+    finite_x = np.where(np.isfinite(x), x, 0)
+    ref = conv2d_reference(finite_x, w, b, **kwargs)
+    np.testing.assert_allclose(y[clean], ref[clean], rtol=0,
+                               atol=RTOL[np.dtype(dtype)] * 100)
+    # Spot checks named in the specification: one output outside every window stays finite,
+    # one inside the NaN window is NaN.
+    assert np.isfinite(y[0, :, -1, -1]).all()
+    assert np.isnan(y[sees_nan]).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Leftover memory
+# ---------------------------------------------------------------------------------------------
+
+def _dirty_the_heap(nbytes):
+    """Fill and free blocks of about the result's size so a fresh np.empty likely reuses them."""
+    for size in (nbytes, nbytes + 64, 2 * nbytes):
+        junk = np.full(max(1, size // 8), np.nan)
+        del junk
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("name", ["3x3_pad1", "no_bias_3x3", "windows_entirely_in_padding_no_bias",
+                                  "no_bias_groups_depthwise", "filters_K17",
+                                  "no_bias_big_reduction", "padding_same_even_kernel_4x2"])
+def test_results_never_depend_on_leftover_memory(isa, algorithm, dtype, name):
+    case = NAMED_CASES[name]
+    x1, w1, b1 = make_inputs(case, dtype, seed=100)
+    x2, w2, b2 = make_inputs(case, dtype, seed=200)
+    first = conv2d(x1, w1, b1, algorithm=algorithm, **case.conv_kwargs())
+    assert_matches_reference(first, x1, w1, b1, **case.reference_kwargs())
+    del first
+    _dirty_the_heap(case.N * case.K * 64 * 64 * np.dtype(dtype).itemsize)
+    second = conv2d(x2, w2, b2, algorithm=algorithm, **case.conv_kwargs())
+    assert_matches_reference(second, x2, w2, b2, **case.reference_kwargs())
+    # The very same call again, after the heap was dirtied once more, is bit-identical.
+    _dirty_the_heap(second.nbytes)
+    again = conv2d(x2, w2, b2, algorithm=algorithm, **case.conv_kwargs())
+    np.testing.assert_array_equal(again, second)
