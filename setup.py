@@ -4,6 +4,7 @@ Each src_c/ file is compiled with the flags of its own ISA (see ISA_SOURCES), so
 any x86-64 CPU and picks its kernels at import. OpenMP is found by a try-compile; without it the
 build stops unless a serial build is asked for with FASTCONV_OPENMP=0.
 """
+import glob
 import os
 import platform
 import sys
@@ -64,13 +65,18 @@ class BuildExt(build_ext):
                 "Install an OpenMP-capable compiler (e.g. gcc with libgomp), or build a serial,\n"
                 "single-threaded fastconv on purpose with FASTCONV_OPENMP=0."
             )
+        # Headers and included templates are dependencies too: an edit to one recompiles the
+        # kernels, and new kernel objects relink every extension.
+        kernel_depends = glob.glob("src_c/*.h") + glob.glob("src_c/*.template.c")
         kernel_objects = []
         for source, isa_flags in ISA_SOURCES:
             kernel_objects += self.compiler.compile(
                 [source], output_dir=self.build_temp, macros=KERNEL_MACROS,
-                include_dirs=["src_c"], extra_postargs=BASE_CFLAGS + isa_flags)
+                include_dirs=["src_c"], extra_postargs=BASE_CFLAGS + isa_flags,
+                depends=kernel_depends)
         for ext in self.extensions:
             ext.extra_objects = kernel_objects
+            ext.depends = ext.depends + kernel_objects + kernel_depends
             if use_openmp:
                 ext.extra_compile_args += OPENMP_FLAGS
                 ext.extra_link_args += OPENMP_FLAGS

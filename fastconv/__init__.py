@@ -10,11 +10,11 @@ from fastconv._config import (
 )
 from fastconv._geometry import conv_output_size
 from fastconv._show_config import show_config
-from fastconv.conv import conv2d
+from fastconv.conv import conv2d, conv2d_backward, conv_transpose2d
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "conv2d", "conv_output_size", "get_isa", "get_num_threads", "last_algorithm",
+    "conv2d", "conv2d_backward", "conv_output_size", "conv_transpose2d", "get_isa", "get_num_threads", "last_algorithm",
     "set_num_threads", "show_config", "__version__",
 ]

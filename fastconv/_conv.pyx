@@ -1,15 +1,20 @@
-"""Cython drivers of conv2d forward: split the output into tasks, spread them over OpenMP threads
-with the GIL released, and call the C kernels of src_c/ on each tile.
+"""Cython drivers of conv2d forward and backward: split the work into tasks, spread them over
+OpenMP threads with the GIL released, and call the C kernels of src_c/ on each tile.
 
 Trusts its caller (fastconv/conv.py, after fastconv/_geometry.py validated everything): arrays are
-C-contiguous with the shapes the geometry says, y has shape (N, K, HO, WO) with N, K, HO, WO >= 1,
-K and C divide by groups, and `isa` names a path this CPU runs. Every output element is written by
-exactly one task, and the tiling depends on the shape and the ISA only, never on the thread count,
-so results are bit-identical for any number of threads.
+C-contiguous with the shapes the geometry says, every extent of an output is >= 1, K and C divide
+by groups, and `isa` names a path this CPU runs. Every output element is owned by exactly one
+task, and the tiling depends on the shape and the ISA only, never on the thread count, so results
+are bit-identical for any number of threads.
+
+Notation: one image and group of a convolution is the product W_g[KG, R] @ col[R, P], where
+R = CG*FH*FW indexes kernel offsets r = (c, fh, fw) and P = HO*WO output pixels p = (ho, wo), and
+col[r, p] = x[c, ho*SH + fh*DH - PH, wo*SW + fw*DW - PW] (0 in the padding).
 """
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.string cimport memset
 
 import numpy as np
 
@@ -21,13 +26,29 @@ from fastconv._kernels cimport (
 cdef enum:
     # Filters per direct task: each input row read from cache feeds this many output rows.
     DIRECT_FILTER_BLOCK = 16
-    # GEMM cache blocking (rows of the reduction per packed panel; micro-panels per block). With
+    # GEMM cache blocking: reduction length per packed panel, micro-panels per packed block. With
     # the largest micro-kernel (14x32 floats) a thread's packed blocks take ~380 KB: they stay in L2.
     GEMM_KC = 256
     GEMM_MC_PANELS = 8
     GEMM_NC_PANELS = 8
-    # Below this many (image, group, pixel block) tasks, filters are split too, so threads have work.
-    GEMM_MIN_TASKS = 8
+    # Backward-weights tasks own GEMM_DW_PANELS micro-panels of dw's columns each.
+    GEMM_DW_PANELS = 4
+    # Fewer tasks than this and the drivers split the work further, so both threads have some.
+    MIN_TASKS = 8
+
+
+cdef struct ConvShape:
+    # One image's geometry: input H x W, kernel FH x FW, output HO x WO, stride, padding, dilation.
+    Py_ssize_t H, W, FH, FW, HO, WO, SH, SW, PH, PW, DH, DW
+
+
+cdef ConvShape _conv_shape(Py_ssize_t H, Py_ssize_t W, Py_ssize_t FH, Py_ssize_t FW,
+                           Py_ssize_t HO, Py_ssize_t WO, Py_ssize_t SH, Py_ssize_t SW,
+                           Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW):
+    cdef ConvShape s
+    s.H, s.W, s.FH, s.FW, s.HO, s.WO = H, W, FH, FW, HO, WO
+    s.SH, s.SW, s.PH, s.PW, s.DH, s.DW = SH, SW, PH, PW, DH, DW
+    return s
 
 
 cdef inline void _fill_rows(floating *y, Py_ssize_t rows, Py_ssize_t row_stride, Py_ssize_t cols,
@@ -39,6 +60,190 @@ cdef inline void _fill_rows(floating *y, Py_ssize_t rows, Py_ssize_t row_stride,
         value = bias[k0 + i] if has_bias else 0
         for j in range(cols):
             y[i * row_stride + j] = value
+
+
+cdef inline void _col_range(const ConvShape *s, Py_ssize_t r, Py_ssize_t p, Py_ssize_t run,
+                            Py_ssize_t *c, Py_ssize_t *hi, Py_ssize_t *shift,
+                            Py_ssize_t *begin, Py_ssize_t *end) noexcept nogil:
+    """For kernel offset r and the run of output pixels p .. p+run-1 (inside one output row ho):
+    the input channel c, input row hi and column shift (input column = wo*SW + shift), and the
+    output columns [begin, end) of the run whose input lies inside the image (empty if none)."""
+    cdef Py_ssize_t fw = r % s.FW, fh = (r // s.FW) % s.FH
+    cdef Py_ssize_t ho = p // s.WO, wo = p % s.WO
+    c[0] = r // (s.FW * s.FH)
+    hi[0] = ho * s.SH + fh * s.DH - s.PH
+    shift[0] = fw * s.DW - s.PW
+    begin[0] = wo
+    end[0] = wo
+    if 0 <= hi[0] < s.H:
+        begin[0] = max(wo, 0 if shift[0] >= 0 else (-shift[0] + s.SW - 1) // s.SW)
+        end[0] = min(wo + run, 0 if s.W - shift[0] <= 0 else (s.W - shift[0] + s.SW - 1) // s.SW)
+        end[0] = max(begin[0], end[0])
+
+
+cdef void _im2col_tile(const floating *x, const ConvShape *s, Py_ssize_t r0, Py_ssize_t rc,
+                       Py_ssize_t p0, Py_ssize_t pc, Py_ssize_t r_stride, Py_ssize_t p_stride,
+                       floating *out) noexcept nogil:
+    """out[(r-r0)*r_stride + (p-p0)*p_stride] = col[r, p] for r0 <= r < r0+rc, p0 <= p < p0+pc,
+    x being one image's channels of one group. Pixels go in runs within one output row, so each
+    run is a bounds-free copy (contiguous at unit strides) between two zero fills."""
+    cdef Py_ssize_t rr, p, run, c, hi, shift, begin, end, wo, i
+    cdef const floating *x_row
+    cdef floating *dst
+    for rr in range(rc):
+        p = p0
+        while p < p0 + pc:
+            wo = p % s.WO
+            run = min(s.WO - wo, p0 + pc - p)
+            _col_range(s, r0 + rr, p, run, &c, &hi, &shift, &begin, &end)
+            dst = out + rr * r_stride + (p - p0 - wo) * p_stride
+            for i in range(wo, begin):
+                dst[i * p_stride] = 0
+            if begin < end:
+                x_row = x + (c * s.H + hi) * s.W + shift
+                if s.SW == 1 and p_stride == 1:
+                    for i in range(begin, end):
+                        dst[i] = x_row[i]
+                else:
+                    for i in range(begin, end):
+                        dst[i * p_stride] = x_row[i * s.SW]
+            for i in range(end, wo + run):
+                dst[i * p_stride] = 0
+            p = p + run
+
+
+cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const ConvShape *s,
+                           Py_ssize_t r0, Py_ssize_t rc, Py_ssize_t p0, Py_ssize_t pc,
+                           floating *x) noexcept nogil:
+    """The adjoint of _im2col_tile (unit pixel stride): x[c, hi, wi] += cols[(r-r0)*r_stride +
+    (p-p0)] for every (r, p) of the tile whose input position lies inside the image."""
+    cdef Py_ssize_t rr, p, run, c, hi, shift, begin, end, wo, i
+    cdef floating *x_row
+    cdef const floating *src
+    for rr in range(rc):
+        p = p0
+        while p < p0 + pc:
+            wo = p % s.WO
+            run = min(s.WO - wo, p0 + pc - p)
+            _col_range(s, r0 + rr, p, run, &c, &hi, &shift, &begin, &end)
+            if begin < end:
+                src = cols + rr * r_stride + (p - p0 - wo)
+                x_row = x + (c * s.H + hi) * s.W + shift
+                if s.SW == 1:
+                    for i in range(begin, end):
+                        x_row[i] += src[i]
+                else:
+                    for i in range(begin, end):
+                        x_row[i * s.SW] += src[i]
+            p = p + run
+
+
+cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t col_stride,
+                  Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR, floating *packed) noexcept nogil:
+    """Pack A[i, p] = src[i*row_stride + p*col_stride] (i < mc, p < kc) into MR-row panels
+    stored column by column, zero-padding the last panel to MR rows."""
+    cdef Py_ssize_t panel, i, p, row
+    cdef floating *dst
+    for panel in range((mc + MR - 1) // MR):
+        dst = packed + panel * MR * kc
+        for i in range(MR):
+            row = panel * MR + i
+            if row < mc:
+                for p in range(kc):
+                    dst[p * MR + i] = src[row * row_stride + p * col_stride]
+            else:
+                for p in range(kc):
+                    dst[p * MR + i] = 0
+
+
+cdef void _pack_b(const floating *src, Py_ssize_t row_stride, Py_ssize_t kc, Py_ssize_t nc,
+                  Py_ssize_t NR, floating *packed) noexcept nogil:
+    """Pack B[p, j] = src[p*row_stride + j] (p < kc, j < nc) into NR-column panels stored row by
+    row, zero-padding the last panel to NR columns."""
+    cdef Py_ssize_t panel, p, j, cols
+    cdef floating *dst
+    for panel in range((nc + NR - 1) // NR):
+        dst = packed + panel * NR * kc
+        cols = min(NR, nc - panel * NR)
+        for p in range(kc):
+            for j in range(cols):
+                dst[p * NR + j] = src[p * row_stride + panel * NR + j]
+            for j in range(cols, NR):
+                dst[p * NR + j] = 0
+
+
+cdef void _pack_im2col(const floating *x, const ConvShape *s, Py_ssize_t k0, Py_ssize_t kc,
+                       Py_ssize_t p0, Py_ssize_t nc, Py_ssize_t NR,
+                       floating *packed) noexcept nogil:
+    """B = col[k0:k0+kc, p0:p0+nc] packed into NR-column panels (the forward's B operand)."""
+    cdef Py_ssize_t panel, pc
+    for panel in range((nc + NR - 1) // NR):
+        pc = min(NR, nc - panel * NR)
+        if pc < NR:
+            memset(packed + panel * kc * NR, 0, kc * NR * sizeof(floating))
+        _im2col_tile(x, s, k0, kc, p0 + panel * NR, pc, NR, 1, packed + panel * kc * NR)
+
+
+cdef void _pack_im2col_transposed(const floating *x, const ConvShape *s, Py_ssize_t p0,
+                                  Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t nc, Py_ssize_t NR,
+                                  floating *packed) noexcept nogil:
+    """B = col[r0:r0+nc, p0:p0+kc]^T packed into NR-column panels (backward-weights' B operand:
+    the reduction runs over pixels)."""
+    cdef Py_ssize_t panel, rc
+    for panel in range((nc + NR - 1) // NR):
+        rc = min(NR, nc - panel * NR)
+        if rc < NR:
+            memset(packed + panel * kc * NR, 0, kc * NR * sizeof(floating))
+        _im2col_tile(x, s, r0 + panel * NR, rc, p0, kc, 1, NR, packed + panel * kc * NR)
+
+
+cdef inline void _ukernel(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *a,
+                          const floating *b, floating *c, Py_ssize_t ldc,
+                          int accumulate) noexcept nogil:
+    if floating is float:
+        kernels.sgemm_ukernel(kc, a, b, c, ldc, accumulate)
+    else:
+        kernels.dgemm_ukernel(kc, a, b, c, ldc, accumulate)
+
+
+cdef void _gemm_packed_block(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssize_t NR,
+                             Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
+                             const floating *a_packed, const floating *b_packed,
+                             floating *c, Py_ssize_t ldc, floating *edge_tile) noexcept nogil:
+    """c[0:mc, 0:nc] += a_packed (mc x kc) @ b_packed (kc x nc), one micro-kernel per MR x NR
+    tile. Partial tiles at the edges go through edge_tile, so no write leaves c's block."""
+    cdef Py_ssize_t ir, jr, i, j, rows, cols
+    cdef floating *c_tile
+    for ir in range((mc + MR - 1) // MR):
+        rows = min(MR, mc - ir * MR)
+        for jr in range((nc + NR - 1) // NR):
+            cols = min(NR, nc - jr * NR)
+            c_tile = c + ir * MR * ldc + jr * NR
+            if rows == MR and cols == NR:
+                _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed + jr * NR * kc,
+                         c_tile, ldc, 1)
+            else:
+                _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed + jr * NR * kc,
+                         edge_tile, NR, 0)
+                for i in range(rows):
+                    for j in range(cols):
+                        c_tile[i * ldc + j] += edge_tile[i * NR + j]
+
+
+cdef (Py_ssize_t, Py_ssize_t) _micro_tile(const fc_kernel_table *kernels, bint single):
+    if single:
+        return kernels.sgemm_mr, kernels.sgemm_nr
+    return kernels.dgemm_mr, kernels.dgemm_nr
+
+
+def _split_rows(Py_ssize_t rows, Py_ssize_t base_tasks, Py_ssize_t MR):
+    """(rows per task, row tasks): split `rows` into MR-multiples when base_tasks is too few."""
+    cdef Py_ssize_t parts, per_task
+    if base_tasks >= MIN_TASKS or rows <= MR:
+        return rows, 1
+    parts = min((rows + MR - 1) // MR, (MIN_TASKS + base_tasks - 1) // base_tasks)
+    per_task = ((rows + parts - 1) // parts + MR - 1) // MR * MR
+    return per_task, (rows + per_task - 1) // per_task
 
 
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -77,160 +282,32 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                     CG, H, W, FH, FW, WO, ho, SH, SW, PH, PW, DH, DW)
 
 
-cdef void _pack_filters(const floating *w, Py_ssize_t row_length, Py_ssize_t m0, Py_ssize_t mc,
-                        Py_ssize_t k0, Py_ssize_t kc, Py_ssize_t MR,
-                        floating *packed) noexcept nogil:
-    """Pack w[m0:m0+mc, k0:k0+kc] (rows of row_length) into MR-row panels, column by column,
-    zero-padding the last panel to MR rows."""
-    cdef Py_ssize_t panel, i, p, row
-    cdef floating *dst
-    for panel in range((mc + MR - 1) // MR):
-        dst = packed + panel * MR * kc
-        for i in range(MR):
-            row = panel * MR + i
-            if row < mc:
-                for p in range(kc):
-                    dst[p * MR + i] = w[(m0 + row) * row_length + k0 + p]
-            else:
-                for p in range(kc):
-                    dst[p * MR + i] = 0
-
-
-cdef void _pack_im2col(const floating *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t FH,
-                       Py_ssize_t FW, Py_ssize_t WO, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
-                       Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t k0, Py_ssize_t kc,
-                       Py_ssize_t p0, Py_ssize_t nc, Py_ssize_t NR,
-                       floating *packed) noexcept nogil:
-    """Build rows k0:k0+kc and output pixels p0:p0+nc of one image's column matrix straight into
-    NR-column panels, row by row, zero-padding the last panel to NR columns.
-
-    Row r of the column matrix is the kernel offset (c, fh, fw) = unravel(r, (C, FH, FW)); column p
-    is the output pixel (ho, wo) = divmod(p, WO); the entry is x[c, ho*SH + fh*DH - PH,
-    wo*SW + fw*DW - PW], or 0 in the padding. Pixels are copied in runs that stay within one
-    output row and one panel, so each run is a bounds-free (at unit stride, contiguous) copy
-    between two zero fills.
-    """
-    cdef Py_ssize_t panels = (nc + NR - 1) // NR
-    cdef Py_ssize_t rr, r, c, fh, fw, j, ho, wo, hi, shift, wo_begin, wo_end, run, lo, hi_end, i
-    cdef const floating *x_row
-    cdef floating *dst
-    for rr in range(kc):
-        r = k0 + rr
-        fw = r % FW
-        fh = (r // FW) % FH
-        c = r // (FW * FH)
-        # Output columns whose input column wo*SW + shift lies inside the image.
-        shift = fw * DW - PW
-        wo_begin = 0 if shift >= 0 else (-shift + SW - 1) // SW
-        wo_end = 0 if W - shift <= 0 else min(WO, (W - shift + SW - 1) // SW)
-        ho = p0 // WO
-        wo = p0 % WO
-        j = 0
-        while j < nc:
-            run = min(WO - wo, nc - j, NR - j % NR)
-            dst = packed + (j // NR) * kc * NR + rr * NR + j % NR
-            hi = ho * SH + fh * DH - PH
-            lo = wo
-            hi_end = wo
-            if 0 <= hi < H:
-                lo = max(wo, wo_begin)
-                hi_end = max(lo, min(wo + run, wo_end))
-                # Offset by shift so that x_row[wo * SW] is the input of output column wo.
-                x_row = x + (c * H + hi) * W + shift
-            for i in range(wo, lo):
-                dst[i - wo] = 0
-            if SW == 1:
-                for i in range(lo, hi_end):
-                    dst[i - wo] = x_row[i]
-            else:
-                for i in range(lo, hi_end):
-                    dst[i - wo] = x_row[i * SW]
-            for i in range(hi_end, wo + run):
-                dst[i - wo] = 0
-            j = j + run
-            wo = wo + run
-            if wo == WO:
-                wo = 0
-                ho = ho + 1
-        for j in range(nc, panels * NR):
-            packed[(j // NR) * kc * NR + rr * NR + j % NR] = 0
-
-
-cdef inline void _ukernel(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *a,
-                          const floating *b, floating *c, Py_ssize_t ldc,
-                          int accumulate) noexcept nogil:
-    if floating is float:
-        kernels.sgemm_ukernel(kc, a, b, c, ldc, accumulate)
-    else:
-        kernels.dgemm_ukernel(kc, a, b, c, ldc, accumulate)
-
-
-cdef void _gemm_packed_block(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssize_t NR,
-                             Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
-                             const floating *a_packed, const floating *b_packed,
-                             floating *c, Py_ssize_t ldc, floating *edge_tile) noexcept nogil:
-    """c[0:mc, 0:nc] += a_packed (mc x kc) @ b_packed (kc x nc), one micro-kernel per MR x NR
-    tile. Partial tiles at the edges go through edge_tile, so no write leaves c's block."""
-    cdef Py_ssize_t ir, jr, i, j, rows, cols
-    cdef floating *c_tile
-    for ir in range((mc + MR - 1) // MR):
-        rows = min(MR, mc - ir * MR)
-        for jr in range((nc + NR - 1) // NR):
-            cols = min(NR, nc - jr * NR)
-            c_tile = c + ir * MR * ldc + jr * NR
-            if rows == MR and cols == NR:
-                _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed + jr * NR * kc,
-                         c_tile, ldc, 1)
-            else:
-                _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed + jr * NR * kc,
-                         edge_tile, NR, 0)
-                for i in range(rows):
-                    for j in range(cols):
-                        c_tile[i * ldc + j] += edge_tile[i * NR + j]
-
-
-def gemm_tiling(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t KG, Py_ssize_t pixels,
-                Py_ssize_t MR, Py_ssize_t NR):
-    """(pixel block, pixel blocks, filter rows per task, filter tasks) for an im2col conv."""
-    cdef Py_ssize_t nc = GEMM_NC_PANELS * NR
-    cdef Py_ssize_t pixel_blocks = (pixels + nc - 1) // nc
-    cdef Py_ssize_t base_tasks = N * groups * pixel_blocks
-    cdef Py_ssize_t m_tasks = 1, rows_per_task = KG
-    if base_tasks < GEMM_MIN_TASKS:
-        m_tasks = min((KG + MR - 1) // MR, (GEMM_MIN_TASKS + base_tasks - 1) // base_tasks)
-        rows_per_task = ((KG + m_tasks - 1) // m_tasks + MR - 1) // MR * MR
-        m_tasks = (KG + rows_per_task - 1) // rows_per_task
-    return nc, pixel_blocks, rows_per_task, m_tasks
-
-
 def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                   Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
                   Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
-    """y := conv2d(x, w) + bias as, per image and group, W_g[KG, CG*FH*FW] @ col[CG*FH*FW, HO*WO].
+    """y := conv2d(x, w) + bias as y_g = W_g @ col per image and group.
 
-    The column matrix is never built whole: each task builds GEMM_KC rows x one pixel block of it
-    at a time, straight into packed panels in a per-thread workspace of fixed size.
+    The column matrix is never built whole: a task (image, group, block of pixels, block of
+    filters) builds GEMM_KC rows of its pixels' columns at a time, straight into packed panels in
+    a per-thread workspace of fixed size.
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR, NR
-    if floating is float:
-        MR, NR = kernels.sgemm_mr, kernels.sgemm_nr
-        dtype = np.float32
-    else:
-        MR, NR = kernels.dgemm_mr, kernels.dgemm_nr
-        dtype = np.float64
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
-    cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3]
-    cdef Py_ssize_t KG = K // groups, KDIM = CG * FH * FW, P = HO * WO
-    cdef Py_ssize_t NC, pixel_blocks, rows_per_task, m_tasks
-    NC, pixel_blocks, rows_per_task, m_tasks = gemm_tiling(N, groups, KG, P, MR, NR)
-    cdef Py_ssize_t MC = GEMM_MC_PANELS * MR
+    MR, NR = _micro_tile(kernels, floating is float)
+    cdef Py_ssize_t N = x.shape[0], CG = w.shape[1], K = w.shape[0]
+    cdef ConvShape s = _conv_shape(x.shape[2], x.shape[3], w.shape[2], w.shape[3], y.shape[2],
+                                   y.shape[3], SH, SW, PH, PW, DH, DW)
+    cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO
+    cdef Py_ssize_t NC = GEMM_NC_PANELS * NR, MC = GEMM_MC_PANELS * MR
+    cdef Py_ssize_t pixel_blocks = (P + NC - 1) // NC
+    cdef Py_ssize_t rows_per_task, row_tasks
+    rows_per_task, row_tasks = _split_rows(KG, N * groups * pixel_blocks, MR)
     cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC
     cdef floating[:, ::1] workspace = np.empty(
-        (num_threads, a_size + b_size + FC_GEMM_MAX_TILE), dtype=dtype)
-    cdef Py_ssize_t tasks = N * groups * pixel_blocks * m_tasks
+        (num_threads, a_size + b_size + FC_GEMM_MAX_TILE),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = N * groups * pixel_blocks * row_tasks
     cdef Py_ssize_t t, n, g, pb, mt, p0, nc, m_begin, m_end, kb, k0, kc, mb, m0, mc
     cdef floating *a_packed
     cdef floating *b_packed
@@ -241,27 +318,166 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
         for t in prange(tasks, schedule="static", num_threads=num_threads):
             a_packed = &workspace[threadid(), 0]
             b_packed = a_packed + a_size
-            mt = t % m_tasks
-            pb = (t // m_tasks) % pixel_blocks
-            g = (t // (m_tasks * pixel_blocks)) % groups
-            n = t // (m_tasks * pixel_blocks * groups)
+            mt = t % row_tasks
+            pb = (t // row_tasks) % pixel_blocks
+            g = (t // (row_tasks * pixel_blocks)) % groups
+            n = t // (row_tasks * pixel_blocks * groups)
             p0 = pb * NC
             nc = min(NC, P - p0)
             m_begin = mt * rows_per_task
             m_end = min(KG, m_begin + rows_per_task)
-            x_image = &x[0, 0, 0, 0] + (n * groups + g) * CG * H * W
-            w_group = &w[0, 0, 0, 0] + g * KG * KDIM
+            x_image = &x[0, 0, 0, 0] + (n * groups + g) * CG * s.H * s.W
+            w_group = &w[0, 0, 0, 0] + g * KG * R
             y_block = &y[0, 0, 0, 0] + (n * K + g * KG + m_begin) * P + p0
             _fill_rows(y_block, m_end - m_begin, P, nc, &bias[0], has_bias, g * KG + m_begin)
-            for kb in range((KDIM + GEMM_KC - 1) // GEMM_KC):
+            for kb in range((R + GEMM_KC - 1) // GEMM_KC):
                 k0 = kb * GEMM_KC
-                kc = min(GEMM_KC, KDIM - k0)
-                _pack_im2col(x_image, H, W, FH, FW, WO, SH, SW, PH, PW, DH, DW,
-                             k0, kc, p0, nc, NR, b_packed)
+                kc = min(GEMM_KC, R - k0)
+                _pack_im2col(x_image, &s, k0, kc, p0, nc, NR, b_packed)
                 for mb in range((m_end - m_begin + MC - 1) // MC):
                     m0 = m_begin + mb * MC
                     mc = min(MC, m_end - m0)
-                    _pack_filters(w_group, KDIM, m0, mc, k0, kc, MR, a_packed)
+                    _pack_a(w_group + m0 * R + k0, R, 1, mc, kc, MR, a_packed)
                     _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
-                                       y_block + (m0 - m_begin) * P, P,
-                                       b_packed + b_size)
+                                       y_block + (m0 - m_begin) * P, P, b_packed + b_size)
+
+
+def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] w,
+                          floating[:, :, :, ::1] dx, Py_ssize_t groups, Py_ssize_t SH,
+                          Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH,
+                          Py_ssize_t DW, int isa, int num_threads):
+    """dx := the gradient of conv2d with respect to its input: per image and group,
+    dx_g = col2im(W_g^T @ dy_g), which is conv_transpose2d(dy, w).
+
+    Only real products are formed (no zeros inserted for stride > 1): each column tile
+    W_g^T[rows, :] @ dy_g[:, pixels] is added back at the input positions its windows read. A
+    task owns a block of input channels of one image, so no two tasks add into the same element
+    and the order of the additions is fixed.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    MR, NR = _micro_tile(kernels, floating is float)
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], K = w.shape[0], CG = w.shape[1]
+    cdef ConvShape s = _conv_shape(dx.shape[2], dx.shape[3], w.shape[2], w.shape[3], dy.shape[2],
+                                   dy.shape[3], SH, SW, PH, PW, DH, DW)
+    cdef Py_ssize_t KG = K // groups, FF = s.FH * s.FW, R = CG * FF, P = s.HO * s.WO
+    cdef Py_ssize_t NC = GEMM_NC_PANELS * NR, MC = GEMM_MC_PANELS * MR
+    # Channels per task: enough tasks for the threads, whole channels so tasks own their planes.
+    cdef Py_ssize_t channel_parts = min(CG, max(1, (MIN_TASKS + N * groups - 1) // (N * groups)))
+    cdef Py_ssize_t channels_per_task = (CG + channel_parts - 1) // channel_parts
+    cdef Py_ssize_t channel_tasks = (CG + channels_per_task - 1) // channels_per_task
+    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC, col_size = MC * NC
+    cdef floating[:, ::1] workspace = np.empty(
+        (num_threads, a_size + b_size + col_size + FC_GEMM_MAX_TILE),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = N * groups * channel_tasks
+    cdef Py_ssize_t t, n, g, ct, c0, c1, pb, p0, nc, r_begin, r_end, mb, m0, mc, kb, k0, kc, i
+    cdef floating *a_packed
+    cdef floating *b_packed
+    cdef floating *cols
+    cdef floating *dx_image
+    cdef const floating *dy_image
+    cdef const floating *w_group
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            a_packed = &workspace[threadid(), 0]
+            b_packed = a_packed + a_size
+            cols = b_packed + b_size
+            ct = t % channel_tasks
+            g = (t // channel_tasks) % groups
+            n = t // (channel_tasks * groups)
+            c0 = ct * channels_per_task
+            c1 = min(CG, c0 + channels_per_task)
+            dx_image = &dx[0, 0, 0, 0] + (n * groups + g) * CG * s.H * s.W
+            memset(dx_image + c0 * s.H * s.W, 0, (c1 - c0) * s.H * s.W * sizeof(floating))
+            dy_image = &dy[0, 0, 0, 0] + (n * groups + g) * KG * P
+            w_group = &w[0, 0, 0, 0] + g * KG * R
+            r_begin = c0 * FF
+            r_end = c1 * FF
+            for pb in range((P + NC - 1) // NC):
+                p0 = pb * NC
+                nc = min(NC, P - p0)
+                for mb in range((r_end - r_begin + MC - 1) // MC):
+                    m0 = r_begin + mb * MC
+                    mc = min(MC, r_end - m0)
+                    for i in range(mc):
+                        memset(cols + i * NC, 0, nc * sizeof(floating))
+                    for kb in range((KG + GEMM_KC - 1) // GEMM_KC):
+                        k0 = kb * GEMM_KC
+                        kc = min(GEMM_KC, KG - k0)
+                        _pack_a(w_group + k0 * R + m0, 1, R, mc, kc, MR, a_packed)
+                        _pack_b(dy_image + k0 * P + p0, P, kc, nc, NR, b_packed)
+                        _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
+                                           cols, NC, b_packed + b_size + col_size)
+                    _col2im_tile_add(cols, NC, &s, m0, mc, p0, nc, dx_image)
+
+
+def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
+                           floating[:, :, :, :, ::1] dw_parts, Py_ssize_t groups,
+                           Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                           Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
+    """dw_parts[s] := sum over the images n of batch part s of dy_g[n] @ col_g[n]^T, for every
+    group g: the gradient of conv2d with respect to w, in dw_parts.shape[0] partial sums that the
+    caller adds in order (more than one only when the batch must be split for parallelism).
+
+    A task owns a block of dw's columns (kernel offsets) for one group and batch part, and reduces
+    over its images and their pixels in a fixed order.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    MR, NR = _micro_tile(kernels, floating is float)
+    cdef Py_ssize_t N = x.shape[0], K = dw_parts.shape[1], CG = dw_parts.shape[2]
+    cdef Py_ssize_t parts = dw_parts.shape[0]
+    cdef ConvShape s = _conv_shape(x.shape[2], x.shape[3], dw_parts.shape[3], dw_parts.shape[4],
+                                   dy.shape[2], dy.shape[3], SH, SW, PH, PW, DH, DW)
+    cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO
+    cdef Py_ssize_t NCW = GEMM_DW_PANELS * NR, MC = GEMM_MC_PANELS * MR
+    cdef Py_ssize_t col_blocks = (R + NCW - 1) // NCW
+    cdef Py_ssize_t images_per_part = (N + parts - 1) // parts
+    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NCW * GEMM_KC
+    cdef floating[:, ::1] workspace = np.empty(
+        (num_threads, a_size + b_size + FC_GEMM_MAX_TILE),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = parts * groups * col_blocks
+    cdef Py_ssize_t t, part, g, cb, r0, nc, n, pb, p0, kc, mb, m0, mc, i
+    cdef floating *a_packed
+    cdef floating *b_packed
+    cdef floating *dw_block
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            a_packed = &workspace[threadid(), 0]
+            b_packed = a_packed + a_size
+            cb = t % col_blocks
+            g = (t // col_blocks) % groups
+            part = t // (col_blocks * groups)
+            r0 = cb * NCW
+            nc = min(NCW, R - r0)
+            dw_block = &dw_parts[0, 0, 0, 0, 0] + (part * K + g * KG) * R + r0
+            for i in range(KG):
+                memset(dw_block + i * R, 0, nc * sizeof(floating))
+            for n in range(part * images_per_part, min(N, (part + 1) * images_per_part)):
+                for pb in range((P + GEMM_KC - 1) // GEMM_KC):
+                    p0 = pb * GEMM_KC
+                    kc = min(GEMM_KC, P - p0)
+                    _pack_im2col_transposed(&x[n, g * CG, 0, 0], &s, p0, kc, r0, nc, NR,
+                                            b_packed)
+                    for mb in range((KG + MC - 1) // MC):
+                        m0 = mb * MC
+                        mc = min(MC, KG - m0)
+                        _pack_a(&dy[n, g * KG + m0, 0, 0] + p0, P, 1, mc, kc, MR, a_packed)
+                        _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
+                                           dw_block + m0 * R, R, b_packed + b_size)
+
+
+def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t dw_size,
+                          int isa, bint single):
+    """How many batch parts conv2d_backward_weight should use: 1 unless dw's column blocks give
+    the threads too little work, and never so many that the partial sums take over 64 MiB."""
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    MR, NR = _micro_tile(kernels, single)
+    cdef Py_ssize_t base_tasks = groups * ((R + GEMM_DW_PANELS * NR - 1) // (GEMM_DW_PANELS * NR))
+    cdef Py_ssize_t parts = 1
+    if base_tasks < MIN_TASKS:
+        parts = min(N, (MIN_TASKS + base_tasks - 1) // base_tasks)
+    return max(1, min(parts, (64 * 2**20) // max(1, dw_size * (4 if single else 8))))

@@ -246,3 +246,75 @@ def conv2d_geometry(func, x, w, b, stride, padding, dilation, groups):
     check_result_size(func, (N, K, HO, WO), x.dtype.itemsize)
     geometry = Conv2dGeometry(N, C, H, W, K, FH, FW, HO, WO, stride, (pt, pl), dilation, groups)
     return x, w, b, geometry, batched
+
+
+def conv2d_backward_geometry(func, dy, x, w, stride, padding, dilation, groups):
+    """Validate a conv2d backward call: the forward's arguments plus dy, whose shape must be the
+    forward output's. Returns (dy, x, w, geometry, batched) with dy and x 4-D."""
+    x, w, _, geometry, batched = conv2d_geometry(func, x, w, None, stride, padding, dilation,
+                                                 groups)
+    dy = as_float_array(func, "dy", dy)
+    check_same_dtype(func, [("x", x), ("dy", dy)])
+    expected = geometry.output_shape if batched else geometry.output_shape[1:]
+    if dy.shape != expected:
+        raise ValueError(f"{func}: dy must have the forward output's shape {expected}, "
+                         f"got {dy.shape}")
+    if not batched:
+        dy = dy[np.newaxis]
+    return dy, x, w, geometry, batched
+
+
+def conv_transpose2d_geometry(func, x, w, b, stride, padding, output_padding, groups, dilation):
+    """Validate a conv_transpose2d call. x: (N, C_in, H, W) or (C_in, H, W), w: (C_in,
+    C_out/groups, FH, FW), b: None or (C_out,). Returns (x, w, b, geometry, batched), geometry
+    being that of the forward convolution whose input gradient this is: its input is the result
+    (N, C_out, HO, WO) and its output is x."""
+    x = as_float_array(func, "x", x)
+    w = as_float_array(func, "w", w)
+    if b is not None:
+        b = as_float_array(func, "b", b)
+    check_same_dtype(func, [("x", x), ("w", w), ("b", b)])
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{func}: x must be 4-D (N, C_in, H, W) or 3-D (C_in, H, W), "
+                         f"got shape {x.shape}")
+    batched = x.ndim == 4
+    if not batched:
+        x = x[np.newaxis]
+    if w.ndim != 4:
+        raise ValueError(f"{func}: w must be 4-D (C_in, C_out/groups, FH, FW), got shape {w.shape}")
+    groups = check_int(func, "groups", groups, 1)
+    stride = check_pair(func, "stride", stride, 1)
+    padding = check_pair(func, "padding", padding, 0)
+    output_padding = check_pair(func, "output_padding", output_padding, 0)
+    dilation = check_pair(func, "dilation", dilation, 1)
+    N, C_in, H, W = x.shape
+    _, CG, FH, FW = w.shape
+    if FH < 1 or FW < 1:
+        raise ValueError(f"{func}: w must have a kernel of at least 1 x 1, got shape {w.shape}")
+    if w.shape[0] != C_in:
+        raise ValueError(f"{func}: w.shape[0] must equal the channels of x ({C_in}), "
+                         f"got {w.shape[0]}")
+    if C_in % groups:
+        raise ValueError(f"{func}: x channels must be divisible by groups ({groups}), got {C_in}")
+    C_out = CG * groups
+    if b is not None and b.shape != (C_out,):
+        raise ValueError(f"{func}: b must have shape ({C_out},) (w.shape[1] * groups), "
+                         f"got {b.shape}")
+    for axis, op, s, d in zip(("height", "width"), output_padding, stride, dilation):
+        if op >= max(s, d):
+            raise ValueError(f"{func}: output_padding must be smaller than stride or dilation "
+                             f"({max(s, d)}) in {axis}, got {op}")
+    sizes = []
+    for axis, size, f, s, p, op, d in zip(("height", "width"), (H, W), (FH, FW), stride, padding,
+                                          output_padding, dilation):
+        out = (size - 1) * s - 2 * p + d * (f - 1) + op + 1
+        if out < 1:
+            raise ValueError(f"{func}: the output {axis} ((H-1)*stride - 2*padding + "
+                             f"dilation*(kernel_size-1) + output_padding + 1) must be >= 1, "
+                             f"got {out}")
+        sizes.append(out)
+    HO, WO = sizes
+    check_result_size(func, (N, C_out, HO, WO), x.dtype.itemsize)
+    geometry = Conv2dGeometry(N, C_out, HO, WO, C_in, FH, FW, H, W, stride, padding, dilation,
+                              groups)
+    return x, w, b, geometry, batched

@@ -3,7 +3,9 @@ algorithm and call the Cython drivers (fastconv/_conv.pyx)."""
 import numpy as np
 
 from fastconv import _config, _conv
-from fastconv._geometry import conv2d_geometry
+from fastconv._geometry import (
+    conv2d_backward_geometry, conv2d_geometry, conv_transpose2d_geometry,
+)
 
 ALGORITHMS = ("auto", "direct", "im2col")
 
@@ -73,4 +75,114 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     driver(np.ascontiguousarray(x), np.ascontiguousarray(w), bias, b is not None, y,
            geometry.groups, *geometry.stride, *geometry.padding, *geometry.dilation,
            _config.isa_code(), _config.get_num_threads())
+    return y if batched else y[0]
+
+
+def _driver_arguments(geometry):
+    return (geometry.groups, *geometry.stride, *geometry.padding, *geometry.dilation,
+            _config.isa_code(), _config.get_num_threads())
+
+
+def _backward_input(dy, w, geometry):
+    """dx (N, C, H, W) for a validated geometry; dy (N, K, HO, WO)."""
+    dx = np.empty((geometry.N, geometry.C, geometry.H, geometry.W), dtype=dy.dtype)
+    if dx.size == 0:
+        return dx
+    if dy.size == 0:
+        dx[...] = 0
+        return dx
+    _conv.conv2d_backward_input(np.ascontiguousarray(dy), np.ascontiguousarray(w), dx,
+                                *_driver_arguments(geometry))
+    return dx
+
+
+def _backward_weight(dy, x, geometry):
+    """dw (K, C/groups, FH, FW) for a validated geometry; dy (N, K, HO, WO), x (N, C, H, W)."""
+    shape = (geometry.K, geometry.C // geometry.groups, geometry.FH, geometry.FW)
+    if geometry.N == 0 or geometry.reduction_size == 0 or geometry.K == 0:
+        return np.zeros(shape, dtype=dy.dtype)
+    parts = _conv.backward_weight_parts(geometry.N, geometry.groups, geometry.reduction_size,
+                                        geometry.K * geometry.reduction_size,
+                                        _config.isa_code(), dy.dtype == np.float32)
+    dw_parts = np.empty((parts,) + shape, dtype=dy.dtype)
+    _conv.conv2d_backward_weight(np.ascontiguousarray(dy), np.ascontiguousarray(x), dw_parts,
+                                 *_driver_arguments(geometry))
+    # The batch parts are added in a fixed order, so dw does not depend on the thread count.
+    dw = dw_parts[0]
+    for part in dw_parts[1:]:
+        dw += part
+    return dw
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of ``y = conv2d(x, w, b, stride, padding, dilation, groups)``.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, K, HO, WO) or (K, HO, WO)
+        Gradient of the loss with respect to y (the forward output's shape).
+    x : ndarray, shape (N, C, H, W) or (C, H, W)
+        The forward input.
+    w : ndarray, shape (K, C/groups, FH, FW)
+        The forward filters.
+    stride, padding, dilation, groups
+        As given to `conv2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape of x
+        The full convolution of dy with w rotated by 180 degrees and its channel axes swapped
+        (``conv_transpose2d(dy, w, ...)``); input positions no window covered get 0.
+    dw : ndarray, shape of w
+        The correlation of x with dy, summed over the batch in a fixed order.
+    db : ndarray, shape (K,)
+        dy summed over batch and space.
+
+    Examples
+    --------
+    >>> x = np.ones((2, 3, 6, 6)); w = np.ones((4, 3, 3, 3))
+    >>> dx, dw, db = conv2d_backward(np.ones((2, 4, 4, 4)), x, w)
+    >>> dx.shape, dw.shape, db.shape
+    ((2, 3, 6, 6), (4, 3, 3, 3), (4,))
+    """
+    dy, x, w, geometry, batched = conv2d_backward_geometry(
+        "conv2d_backward", dy, x, w, stride, padding, dilation, groups)
+    dx = _backward_input(dy, w, geometry)
+    dw = _backward_weight(dy, x, geometry)
+    db = dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dy.dtype)
+    return (dx if batched else dx[0]), dw, db
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-D transposed convolution, as PyTorch's ``conv_transpose2d`` (its argument order too).
+
+    The gradient of `conv2d` with respect to its input, made public: the same kernel computes
+    both, with no multiplications by inserted zeros when stride > 1.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W) or (C_in, H, W)
+    w : ndarray, shape (C_in, C_out/groups, FH, FW)
+    b : ndarray, shape (C_out,), optional
+    stride, padding, output_padding, dilation : int or (int, int)
+        ``output_padding`` (added to one side of the output) must be smaller than stride or
+        dilation; ``padding`` removes ``dilation*(FH-1) - padding`` ... as in PyTorch.
+    groups : int
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, HO, WO) or (C_out, HO, WO)
+        ``HO = (H-1)*stride - 2*padding + dilation*(FH-1) + output_padding + 1``, likewise WO.
+
+    Examples
+    --------
+    >>> x = np.ones((1, 4, 5, 5)); w = np.ones((4, 2, 3, 3))
+    >>> conv_transpose2d(x, w, stride=2).shape
+    (1, 2, 11, 11)
+    """
+    x, w, b, geometry, batched = conv_transpose2d_geometry(
+        "conv_transpose2d", x, w, b, stride, padding, output_padding, groups, dilation)
+    y = _backward_input(x, w, geometry)
+    if b is not None:
+        y += b[:, np.newaxis, np.newaxis]
     return y if batched else y[0]

@@ -27,8 +27,10 @@ enum {
  *     C[i*ldc + j] = (accumulate ? C[i*ldc + j] : 0) + sum_{p < kc} a[p*MR + i] * b[p*NR + j]
  *
  * `a` is a packed MR x kc panel stored column by column, `b` a packed kc x NR panel stored row by
- * row, both zero-padded to the full MR / NR by the packing code. The sum over p runs in increasing
- * p for each (i, j), so a result does not depend on which thread computed it. kc may be 0.
+ * row, both zero-padded to the full MR / NR by the packing code. For each (i, j) the sum over p is
+ * formed from zero in increasing p and only then added to C, so an element gets the same bits
+ * whether its tile went straight to C or through a scratch tile, on whichever thread. kc may be 0;
+ * with accumulate == 0, C is written without being read.
  */
 typedef void (*fc_sgemm_ukernel_fn)(ptrdiff_t kc, const float *a, const float *b,
                                     float *c, ptrdiff_t ldc, int accumulate);
