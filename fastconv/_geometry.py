@@ -318,3 +318,130 @@ def conv_transpose2d_geometry(func, x, w, b, stride, padding, output_padding, gr
     geometry = Conv2dGeometry(N, C_out, HO, WO, C_in, FH, FW, H, W, stride, padding, dilation,
                               groups)
     return x, w, b, geometry, batched
+
+
+@dataclass(frozen=True)
+class Pool2dGeometry:
+    """A validated pooling problem over N*C planes of H x W; padding is (top, left) = (bottom,
+    right) as given (ceil_mode may add a partial window at the bottom/right)."""
+    N: int
+    C: int
+    H: int
+    W: int
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    HO: int
+    WO: int
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C, self.HO, self.WO)
+
+
+def pool_output_size(func, axis, size, kernel_size, stride, padding, dilation, ceil_mode):
+    """PyTorch's pooling output length: floor (or, with ceil_mode, ceil) of the window count, where
+    with ceil_mode the last window must start inside the input or its left/top padding; >= 1."""
+    span = size + 2 * padding - dilation * (kernel_size - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    if out < 1:
+        raise ValueError(f"{func}: the output {axis} must be >= 1, got {out} (input {size}, "
+                         f"padding {padding}, dilated kernel {dilation * (kernel_size - 1) + 1}, "
+                         f"stride {stride})")
+    return out
+
+
+def check_bool(func, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}: {name} must be a bool, got {_describe(value)}")
+    return bool(value)
+
+
+def pool2d_shape_geometry(func, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate pooling parameters for a 4-D input shape. stride None means kernel_size; padding
+    must be at most half the kernel (PyTorch's rule)."""
+    kernel_size = check_pair(func, "kernel_size", kernel_size, 1)
+    stride = kernel_size if stride is None else check_pair(func, "stride", stride, 1)
+    padding = check_pair(func, "padding", padding, 0)
+    dilation = check_pair(func, "dilation", dilation, 1)
+    ceil_mode = check_bool(func, "ceil_mode", ceil_mode)
+    for axis, p, k in zip(("height", "width"), padding, kernel_size):
+        if p > k // 2:
+            raise ValueError(f"{func}: padding must be at most half of kernel_size "
+                             f"({k // 2}) in {axis}, got {p}")
+    N, C, H, W = shape
+    HO = pool_output_size(func, "height", H, kernel_size[0], stride[0], padding[0], dilation[0],
+                          ceil_mode)
+    WO = pool_output_size(func, "width", W, kernel_size[1], stride[1], padding[1], dilation[1],
+                          ceil_mode)
+    check_result_size(func, (N, C, HO, WO), 8)
+    return Pool2dGeometry(N, C, H, W, kernel_size, stride, padding, dilation, HO, WO)
+
+
+def _batched_input(func, x):
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{func}: x must be 4-D (N, C, H, W) or 3-D (C, H, W), "
+                         f"got shape {x.shape}")
+    return (x, True) if x.ndim == 4 else (x[np.newaxis], False)
+
+
+def pool2d_geometry(func, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate a pooling call on x (N, C, H, W) or unbatched (C, H, W). Returns (x, geometry,
+    batched) with x 4-D."""
+    x, batched = _batched_input(func, as_float_array(func, "x", x))
+    geometry = pool2d_shape_geometry(func, x.shape, kernel_size, stride, padding, dilation,
+                                     ceil_mode)
+    return x, geometry, batched
+
+
+def check_input_shape(func, input_shape):
+    """A 4-tuple (N, C, H, W) or 3-tuple (C, H, W) of ints >= 0. Returns (4-D shape, batched)."""
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (3, 4):
+        raise ValueError(f"{func}: input_shape must be (N, C, H, W) or (C, H, W), "
+                         f"got {_describe(input_shape)}")
+    shape = tuple(check_int(func, "input_shape", extent, 0) for extent in input_shape)
+    return (shape, True) if len(shape) == 4 else ((1,) + shape, False)
+
+
+def check_gradient(func, dy, dtype_source, expected_shape, batched, description):
+    """dy as an array of dtype_source's dtype and expected (4-D) shape, given with or without
+    the batch axis as the forward input was; returns it 4-D."""
+    dy = as_float_array(func, "dy", dy)
+    if dtype_source is not None:
+        check_same_dtype(func, [(dtype_source[0], dtype_source[1]), ("dy", dy)])
+    expected = tuple(expected_shape) if batched else tuple(expected_shape[1:])
+    if dy.shape != expected:
+        raise ValueError(f"{func}: dy must have {description} {expected}, got {dy.shape}")
+    return dy if batched else dy[np.newaxis]
+
+
+def check_max_pool_indices(func, indices, dy, plane_size):
+    """Caller-supplied max-pool indices: integers of dy's shape, each in [0, plane_size). Checked
+    in full before any write, since the backward pass writes at these offsets."""
+    if not isinstance(indices, np.ndarray):
+        indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{func}: indices must be an integer array, got dtype {indices.dtype}")
+    if indices.shape != dy.shape:
+        raise ValueError(f"{func}: indices must have the shape of dy {dy.shape}, "
+                         f"got {indices.shape}")
+    if indices.size:
+        low, high = indices.min(), indices.max()
+        if low < 0 or high >= plane_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"{func}: indices must lie in [0, H*W = {plane_size}) of their "
+                             f"input plane, got {int(bad)}")
+    return np.ascontiguousarray(indices, dtype=np.int64)
+
+
+def check_norm_type(func, norm_type):
+    """A finite real p > 0 (2 for L2 pooling)."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"{func}: norm_type must be a real number, got {_describe(norm_type)}")
+    norm_type = float(norm_type)
+    if not (0 < norm_type < float("inf")):
+        raise ValueError(f"{func}: norm_type must be a finite number > 0, got {norm_type}")
+    return norm_type

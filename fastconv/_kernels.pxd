@@ -1,5 +1,8 @@
 # Declarations of the C kernels in src_c/ (see src_c/fastconv_kernels.h for each contract).
 
+from libc.stdint cimport int64_t
+
+
 cdef extern from "fastconv_kernels.h" nogil:
     enum:
         FC_ISA_GENERIC
@@ -12,6 +15,15 @@ cdef extern from "fastconv_kernels.h" nogil:
     ctypedef void (*fc_dgemm_ukernel_fn)(Py_ssize_t kc, const double *a, const double *b,
                                          double *c, Py_ssize_t ldc, int accumulate) noexcept nogil
 
+    ctypedef void (*fc_smaxpool2d_row_fn)(
+        const float *x, float *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
+        Py_ssize_t ho, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
+    ctypedef void (*fc_dmaxpool2d_row_fn)(
+        const double *x, double *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
+        Py_ssize_t ho, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
+        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -23,6 +35,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         int dgemm_nr
         fc_dgemm_ukernel_fn dgemm_ukernel
         const char *dgemm_ukernel_name
+        fc_smaxpool2d_row_fn smaxpool2d_row
+        fc_dmaxpool2d_row_fn dmaxpool2d_row
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

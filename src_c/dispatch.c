@@ -9,6 +9,7 @@ static const fc_kernel_table generic_table = {
     FC_ISA_GENERIC, "generic",
     4, 16, fc_sgemm_ukernel_4x16__generic, "fc_sgemm_ukernel_4x16__generic",
     4, 8, fc_dgemm_ukernel_4x8__generic, "fc_dgemm_ukernel_4x8__generic",
+    fc_smaxpool2d_row__generic, fc_dmaxpool2d_row__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -16,12 +17,14 @@ static const fc_kernel_table avx2_table = {
     FC_ISA_AVX2, "avx2",
     6, 16, fc_sgemm_ukernel_6x16__avx2, "fc_sgemm_ukernel_6x16__avx2",
     6, 8, fc_dgemm_ukernel_6x8__avx2, "fc_dgemm_ukernel_6x8__avx2",
+    fc_smaxpool2d_row__avx2, fc_dmaxpool2d_row__avx2,
 };
 
 static const fc_kernel_table avx512_table = {
     FC_ISA_AVX512, "avx512",
     14, 32, fc_sgemm_ukernel_14x32__avx512, "fc_sgemm_ukernel_14x32__avx512",
     14, 16, fc_dgemm_ukernel_14x16__avx512, "fc_dgemm_ukernel_14x16__avx512",
+    fc_smaxpool2d_row__avx512, fc_dmaxpool2d_row__avx512,
 };
 #endif
 

@@ -9,6 +9,7 @@
 #define FASTCONV_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +51,35 @@ void fc_sgemm_ukernel_14x32__avx512(ptrdiff_t kc, const float *a, const float *b
 void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double *b,
                                     double *c, ptrdiff_t ldc, int accumulate);
 
+/*
+ * Max-pooling of output row ho of one plane (all ISAs, both dtypes):
+ *
+ *     y[wo] = max over taps (kh, kw) of x[ho*SH + kh*DH - PH][wo*SW + kw*DW - PW], 0 <= wo < WO
+ *
+ * over the taps inside the H x W plane `x`, with PyTorch's tie and NaN rules (see the template).
+ * If `indices` is not NULL it gets the flat offset h*W + w of each maximum.
+ */
+typedef void (*fc_smaxpool2d_row_fn)(const float *x, float *y, int64_t *indices,
+                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
+                                     ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+typedef void (*fc_dmaxpool2d_row_fn)(const double *x, double *y, int64_t *indices,
+                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
+                                     ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                                     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+
+#define FC_DECLARE_MAXPOOL2D_ROW(T, NAME)                                                       \
+    void NAME(const T *x, T *y, int64_t *indices, ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO,       \
+              ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,            \
+              ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+FC_DECLARE_MAXPOOL2D_ROW(float, fc_smaxpool2d_row__generic)
+FC_DECLARE_MAXPOOL2D_ROW(double, fc_dmaxpool2d_row__generic)
+FC_DECLARE_MAXPOOL2D_ROW(float, fc_smaxpool2d_row__avx2)
+FC_DECLARE_MAXPOOL2D_ROW(double, fc_dmaxpool2d_row__avx2)
+FC_DECLARE_MAXPOOL2D_ROW(float, fc_smaxpool2d_row__avx512)
+FC_DECLARE_MAXPOOL2D_ROW(double, fc_dmaxpool2d_row__avx512)
+#undef FC_DECLARE_MAXPOOL2D_ROW
+
 /* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
 #define FC_GEMM_MAX_TILE 448
 
@@ -62,6 +92,8 @@ typedef struct {
     int dgemm_mr, dgemm_nr;
     fc_dgemm_ukernel_fn dgemm_ukernel;
     const char *dgemm_ukernel_name;
+    fc_smaxpool2d_row_fn smaxpool2d_row;
+    fc_dmaxpool2d_row_fn dmaxpool2d_row;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

@@ -60,6 +60,7 @@ NAMED_CASES = {
     "stride_2_with_remainder": Case(2, 3, 10, 11, 4, 3, 3, stride=2),
     "stride_pair_3x2_with_remainder": Case(1, 2, 13, 12, 5, 3, 4, stride=(3, 2), padding=1),
     "stride_larger_than_kernel": Case(1, 3, 11, 11, 4, 2, 2, stride=3),
+    "stride_far_beyond_the_image": Case(2, 3, 5, 6, 4, 2, 3, stride=10**6),
     "padding_int_2": Case(2, 3, 6, 7, 4, 3, 3, padding=2),
     "padding_pair_1x3": Case(1, 3, 6, 5, 4, 3, 3, padding=(1, 3)),
     "padding_pair_list": Case(1, 2, 5, 6, 3, 2, 3, padding=[2, 1]),
@@ -73,6 +74,8 @@ NAMED_CASES = {
                                                dilation=(3, 1)),
     "dilation_2": Case(2, 3, 11, 10, 4, 3, 3, dilation=2),
     "dilation_pair_2x3_padding": Case(1, 2, 9, 12, 3, 3, 2, dilation=(2, 3), padding=(1, 2)),
+    "dilation_500_reaching_across_padding_500": Case(1, 2, 1, 4, 3, 2, 2, padding=(500, 0),
+                                                     dilation=(500, 1)),
     "dilation_and_stride": Case(1, 3, 15, 14, 5, 3, 3, stride=2, dilation=2, padding=1),
     "groups_2": Case(2, 4, 7, 8, 6, 3, 3, groups=2, padding=1),
     "groups_2_stride_dilation": Case(1, 6, 11, 9, 4, 3, 2, groups=2, stride=2, dilation=(1, 2)),
@@ -181,8 +184,9 @@ def test_reference_on_a_hand_computed_example():
 def test_matches_oracle_on_named_cases(isa, algorithm, dtype, name):
     case = NAMED_CASES[name]
     x, w, b = case_inputs(name, dtype)
-    y = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
     ref, scale = case_reference(name, dtype)
+    _dirty_the_heap(ref.size * np.dtype(dtype).itemsize)  # an unwritten output would be NaN
+    y = conv2d(x, w, b, algorithm=algorithm, **case.conv_kwargs())
     assert_close_to(y, ref, scale, dtype)
     if algorithm != "auto":
         assert fastconv.last_algorithm() == algorithm
@@ -507,9 +511,10 @@ def test_nan_and_inf_propagate_to_exactly_the_windows_containing_them(isa, algor
 # ---------------------------------------------------------------------------------------------
 
 def _dirty_the_heap(nbytes):
-    """Fill and free blocks of about the result's size so a fresh np.empty likely reuses them."""
+    """Fill blocks of about `nbytes` with all-ones bytes (a NaN in float32 and in float64) and
+    free them, so the next np.empty of that size most likely reuses one of them."""
     for size in (nbytes, nbytes + 64, 2 * nbytes):
-        junk = np.full(max(1, size // 8), np.nan)
+        junk = np.full(max(1, size), 0xFF, np.uint8)
         del junk
 
 
@@ -524,8 +529,9 @@ def test_results_never_depend_on_leftover_memory(isa, algorithm, dtype, name):
     x2, w2, b2 = make_inputs(case, dtype, seed=200)
     first = conv2d(x1, w1, b1, algorithm=algorithm, **case.conv_kwargs())
     assert_matches_reference(first, x1, w1, b1, **case.reference_kwargs())
+    nbytes = first.nbytes
     del first
-    _dirty_the_heap(case.N * case.K * 64 * 64 * np.dtype(dtype).itemsize)
+    _dirty_the_heap(nbytes)
     second = conv2d(x2, w2, b2, algorithm=algorithm, **case.conv_kwargs())
     assert_matches_reference(second, x2, w2, b2, **case.reference_kwargs())
     # The very same call again, after the heap was dirtied once more, is bit-identical.

@@ -1,0 +1,271 @@
+"""Pooling: public functions that validate (fastconv/_geometry.py), allocate and call the Cython
+drivers (fastconv/_pool.pyx). Semantics are PyTorch's ``max_pool2d``, ``avg_pool2d`` and
+``lp_pool2d``, including ``ceil_mode``, the padding rule and the index convention."""
+import numpy as np
+
+from fastconv import _config, _pool
+from fastconv._geometry import (
+    check_bool, check_gradient, check_input_shape, check_int, check_max_pool_indices,
+    check_norm_type, pool2d_geometry, pool2d_shape_geometry,
+)
+
+
+def _unbatch(array, batched):
+    return array if batched else array[0]
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling over NCHW planes, as PyTorch's ``max_pool2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W) or (C, H, W)
+        float32 or float64.
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int or (int, int), optional
+        Step between windows; defaults to `kernel_size`.
+    padding : int or (int, int)
+        Implicit padding on each side, at most ``kernel_size // 2``; it never wins a max.
+    dilation : int or (int, int)
+        Step between window taps.
+    ceil_mode : bool
+        Round the output size up (a last partial window must start inside the input or its
+        left/top padding).
+    return_indices : bool
+        Also return where each maximum was.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, HO, WO) or (C, HO, WO)
+    indices : ndarray of int64, same shape as y (only with ``return_indices=True``)
+        Flat offsets ``h*W + w`` into each input plane. Ties go to the first maximum in row-major
+        window order; NaN counts as the maximum (a later NaN replaces an earlier one, as PyTorch).
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> y, idx = max_pool2d(x, 2, return_indices=True)
+    >>> y[0, 0], idx[0, 0]
+    (array([[ 5.,  7.],
+           [13., 15.]], dtype=float32), array([[ 5,  7],
+           [13, 15]]))
+    """
+    func = "max_pool2d"
+    return_indices = check_bool(func, "return_indices", return_indices)
+    x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, dilation, ceil_mode)
+    y = np.empty(g.output_shape, dtype=x.dtype)
+    indices = np.empty(g.output_shape if return_indices else (1, 1, 1, 1), dtype=np.int64)
+    if y.size:
+        _pool.max_pool2d_forward(np.ascontiguousarray(x), y, indices, return_indices,
+                                 *g.kernel_size, *g.stride, *g.padding, *g.dilation,
+                                 _config.isa_code(), _config.get_num_threads())
+    if return_indices:
+        return _unbatch(y, batched), _unbatch(indices, batched)
+    return _unbatch(y, batched)
+
+
+def max_pool2d_backward(dy, indices, input_shape):
+    """Gradient of `max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C, HO, WO) or (C, HO, WO)
+        Gradient with respect to the pooled output.
+    indices : ndarray of integers, same shape as dy
+        The indices `max_pool2d` returned. Every one is checked to lie inside its plane before
+        anything is written.
+    input_shape : tuple
+        Shape of the forward input, (N, C, H, W) or (C, H, W).
+
+    Returns
+    -------
+    dx : ndarray, shape `input_shape`
+        Each dy added at its argmax; overlapping windows accumulate.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, idx = max_pool2d(x, 2, return_indices=True)
+    >>> max_pool2d_backward(np.ones_like(y), idx, x.shape)[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
+    func = "max_pool2d_backward"
+    shape, batched = check_input_shape(func, input_shape)
+    dy = np.asarray(dy) if not isinstance(dy, np.ndarray) else dy
+    if dy.ndim != len(input_shape):
+        raise ValueError(f"{func}: dy must have {len(input_shape)} dimensions like input_shape, "
+                         f"got shape {dy.shape}")
+    dy4 = check_gradient(func, dy, None, shape[:2] + dy.shape[-2:], batched,
+                         "input_shape's batch and channels")
+    indices = check_max_pool_indices(func, indices, dy, shape[2] * shape[3])
+    indices = indices if batched else indices[np.newaxis]
+    dx = np.zeros(shape, dtype=dy4.dtype)
+    if dx.size and dy4.size:
+        _pool.max_pool2d_backward(np.ascontiguousarray(dy4), indices, dx,
+                                  _config.get_num_threads())
+    return _unbatch(dx, batched)
+
+
+def _divisor_override(func, divisor_override):
+    if divisor_override is None:
+        return 0
+    return check_int(func, "divisor_override", divisor_override, 1)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling over NCHW planes, as PyTorch's ``avg_pool2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W) or (C, H, W)
+    kernel_size, stride, padding, ceil_mode
+        As in `max_pool2d` (no dilation).
+    count_include_pad : bool
+        Divide by the window size including padding (clipped to the padded input), else by the
+        number of input elements in the window.
+    divisor_override : int, optional
+        Divide every window's sum by this instead.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, HO, WO) or (C, HO, WO)
+
+    Examples
+    --------
+    >>> avg_pool2d(np.ones((1, 1, 4, 4)), 2, padding=1)[0, 0]
+    array([[0.25, 0.5 , 0.25],
+           [0.5 , 1.  , 0.5 ],
+           [0.25, 0.5 , 0.25]])
+    """
+    func = "avg_pool2d"
+    count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
+    divisor = _divisor_override(func, divisor_override)
+    x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, 1, ceil_mode)
+    y = np.empty(g.output_shape, dtype=x.dtype)
+    if y.size:
+        _pool.avg_pool2d_forward(np.ascontiguousarray(x), y, *g.kernel_size, *g.stride,
+                                 *g.padding, count_include_pad, divisor,
+                                 _config.get_num_threads())
+    return _unbatch(y, batched)
+
+
+def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """Gradient of `avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C, HO, WO) or (C, HO, WO)
+        Gradient with respect to the pooled output (the forward output's shape).
+    input_shape : tuple
+        Shape of the forward input, (N, C, H, W) or (C, H, W).
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As given to `avg_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape `input_shape`
+        Each dy divided by its window's divisor and added to the window's input elements.
+    """
+    func = "avg_pool2d_backward"
+    count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
+    divisor = _divisor_override(func, divisor_override)
+    shape, batched = check_input_shape(func, input_shape)
+    g = pool2d_shape_geometry(func, shape, kernel_size, stride, padding, 1, ceil_mode)
+    dy = check_gradient(func, dy, None, g.output_shape, batched, "the forward output's shape")
+    dx = np.empty(shape, dtype=dy.dtype)
+    if dx.size:
+        if dy.size:
+            _pool.avg_pool2d_backward(np.ascontiguousarray(dy), dx, *g.kernel_size, *g.stride,
+                                      *g.padding, count_include_pad, divisor,
+                                      _config.get_num_threads())
+        else:
+            dx[...] = 0
+    return _unbatch(dx, batched)
+
+
+def _window_sums(x, g):
+    """Sum of each (unpadded) window of x: avg_pool2d_forward with divisor 1."""
+    sums = np.empty(g.output_shape, dtype=x.dtype)
+    if sums.size:
+        _pool.avg_pool2d_forward(np.ascontiguousarray(x), sums, *g.kernel_size, *g.stride,
+                                 0, 0, True, 1, _config.get_num_threads())
+    return sums
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """2-D power-average (Lp) pooling, as PyTorch's ``lp_pool2d``: the p-norm of each window,
+    ``(sum x**p) ** (1/p)``; ``norm_type=2`` is L2 pooling.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W) or (C, H, W)
+    norm_type : float
+        p > 0. With a non-integer p, negative inputs give NaN (as ``x**p`` does).
+    kernel_size, stride, ceil_mode
+        As in `max_pool2d` (no padding). With ``ceil_mode=True`` a partial last window gives the
+        p-norm of the elements it covers (PyTorch instead rescales it by the full window size
+        over the covered size).
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, HO, WO) or (C, HO, WO)
+
+    Examples
+    --------
+    >>> lp_pool2d(np.full((1, 1, 2, 2), 3.0), 2, 2)[0, 0]
+    array([[6.]])
+    """
+    func = "lp_pool2d"
+    p = check_norm_type(func, norm_type)
+    x, g, batched = pool2d_geometry(func, x, kernel_size, stride, 0, 1, ceil_mode)
+    powered = x * x if p == 2 else np.power(x, x.dtype.type(p))
+    sums = _window_sums(powered, g)
+    y = np.sqrt(sums) if p == 2 else np.power(sums, sums.dtype.type(1 / p))
+    return _unbatch(y, batched)
+
+
+def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Gradient of `lp_pool2d` with respect to its input.
+
+    ``dx = x**(p-1) * sum over the windows containing x of dy / y**(p-1)``; a window whose
+    p-norm y is 0 contributes 0 (not NaN).
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C, HO, WO) or (C, HO, WO)
+    x : ndarray, shape (N, C, H, W) or (C, H, W)
+        The forward input.
+    norm_type, kernel_size, stride, ceil_mode
+        As given to `lp_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape of x
+    """
+    func = "lp_pool2d_backward"
+    p = check_norm_type(func, norm_type)
+    x, g, batched = pool2d_geometry(func, x, kernel_size, stride, 0, 1, ceil_mode)
+    dy = check_gradient(func, dy, ("x", x), g.output_shape, batched, "the forward output's shape")
+    t = x.dtype.type
+    powered = x * x if p == 2 else np.power(x, t(p))
+    y = _window_sums(powered, g)
+    y = np.sqrt(y) if p == 2 else np.power(y, t(1 / p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(y == 0, t(0), dy / (y if p == 2 else np.power(y, t(p - 1))))
+    scale = np.ascontiguousarray(scale, dtype=x.dtype)
+    spread = np.empty(x.shape, dtype=x.dtype)
+    if spread.size:
+        if scale.size:
+            _pool.avg_pool2d_backward(scale, spread, *g.kernel_size, *g.stride, 0, 0, True, 1,
+                                      _config.get_num_threads())
+        else:
+            spread[...] = 0
+    dx = spread * (x if p == 2 else np.power(x, t(p - 1)))
+    return _unbatch(dx, batched)

@@ -1,0 +1,59 @@
+/*
+ * Max-pooling body for one output row, included by maxpool2d_row__<isa>.c once per dtype with
+ * FC_T (element type) and FC_MAXPOOL2D_ROW (function name) defined; each including file is
+ * compiled with its ISA's flags so the compiler vectorises the width loops for that ISA.
+ * Contract: fastconv_kernels.h.
+ *
+ * PyTorch's rule, tap by tap in row-major window order: a value replaces the running maximum when
+ * it is greater or when it is NaN. So ties keep the first maximum, a NaN beats every number and a
+ * later NaN replaces an earlier one, and padding (never visited) never wins. Written as compare +
+ * select on whole rows, since SIMD max instructions drop NaN.
+ */
+void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restrict indices,
+                      ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
+                      ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                      ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
+{
+    /* First window row inside the image: PyTorch's starting index for all-(-inf) windows. */
+    ptrdiff_t h_first = ho * SH - PH;
+    if (h_first < 0)
+        h_first += (-h_first + DH - 1) / DH * DH;
+    for (ptrdiff_t wo = 0; wo < WO; wo++) {
+        y[wo] = -(FC_T)INFINITY;
+        if (indices) {
+            ptrdiff_t w_first = wo * SW - PW;
+            if (w_first < 0)
+                w_first += (-w_first + DW - 1) / DW * DW;
+            indices[wo] = (int64_t)(h_first * W + w_first);
+        }
+    }
+    for (ptrdiff_t kh = 0; kh < KH; kh++) {
+        const ptrdiff_t hi = ho * SH + kh * DH - PH;
+        if (hi < 0 || hi >= H)
+            continue;
+        const FC_T *x_row = x + hi * W;
+        for (ptrdiff_t kw = 0; kw < KW; kw++) {
+            /* Output columns wo with 0 <= wo*SW + shift < W. */
+            const ptrdiff_t shift = kw * DW - PW;
+            const ptrdiff_t wo_begin = shift >= 0 ? 0 : (-shift + SW - 1) / SW;
+            ptrdiff_t wo_end = W - shift <= 0 ? 0 : (W - shift + SW - 1) / SW;
+            if (wo_end > WO)
+                wo_end = WO;
+            if (indices) {
+                const int64_t base = (int64_t)(hi * W + shift);
+                for (ptrdiff_t wo = wo_begin; wo < wo_end; wo++) {
+                    const FC_T v = x_row[wo * SW + shift];
+                    const int take = (v > y[wo]) | (v != v);
+                    y[wo] = take ? v : y[wo];
+                    indices[wo] = take ? base + (int64_t)(wo * SW) : indices[wo];
+                }
+            } else {
+                for (ptrdiff_t wo = wo_begin; wo < wo_end; wo++) {
+                    const FC_T v = x_row[wo * SW + shift];
+                    const int take = (v > y[wo]) | (v != v);
+                    y[wo] = take ? v : y[wo];
+                }
+            }
+        }
+    }
+}
