@@ -56,7 +56,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     >>> conv2d(x, w, padding=1).shape
     (1, 2, 5, 5)
     """
-    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str):
+        raise TypeError(f"conv2d: algorithm must be a str ({', '.join(ALGORITHMS)}), "
+                        f"got {algorithm!r}")
+    if algorithm not in ALGORITHMS:
         raise ValueError(f"conv2d: algorithm must be one of {', '.join(ALGORITHMS)}, "
                          f"got {algorithm!r}")
     x, w, b, geometry, batched = conv2d_geometry("conv2d", x, w, b, stride, padding, dilation,

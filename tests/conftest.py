@@ -50,28 +50,39 @@ RTOL = {
 }
 
 
-def assert_matches_reference(y, x, w, b=None, *, stride=(1, 1), padding=((0, 0), (0, 0)),
-                             dilation=(1, 1), groups=1):
-    """y (fastconv's result, 4-D) equals conv2d_reference(x, w, b, ...) within RTOL[y.dtype]
-    times the per-element sum of |terms|; y has x's dtype and the reference shape."""
-    x = np.asarray(x)
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+def reference_and_scale(x, w, b=None, **kwargs):
+    """(conv2d_reference(x, w, b, **kwargs), the same on |x|, |w|, |b|: the sum of |terms|)."""
     ref = conv2d_reference(x, w, b, **kwargs)
     scale = conv2d_reference(np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64)),
                              None if b is None else np.abs(np.asarray(b, np.float64)), **kwargs)
-    assert y.dtype == x.dtype, f"result dtype {y.dtype}, input dtype {x.dtype}"
+    return ref, scale
+
+
+def assert_close(y, ref, scale, dtype):
+    """y has `dtype`, ref's shape, only finite values, and |y - ref| <= RTOL[dtype] * scale."""
+    dtype = np.dtype(dtype)
+    assert y.dtype == dtype, f"result dtype {y.dtype}, input dtype {dtype}"
     assert y.shape == ref.shape, f"result shape {y.shape}, reference shape {ref.shape}"
     assert np.all(np.isfinite(y)), f"non-finite outputs at {np.argwhere(~np.isfinite(y))[:5]}"
     error = np.abs(y.astype(np.float64) - ref)
-    allowed = RTOL[y.dtype] * scale
+    allowed = RTOL[dtype] * scale
     bad = error > allowed
     if np.any(bad):
         where = tuple(np.argwhere(bad)[0])
         raise AssertionError(
             f"{bad.sum()} of {y.size} outputs differ from the reference beyond "
-            f"{RTOL[y.dtype]:g} * sum|terms|; first at {where}: got {y[where]!r}, "
+            f"{RTOL[dtype]:g} * sum|terms|; first at {where}: got {y[where]!r}, "
             f"expected {ref[where]!r} (sum|terms| {scale[where]!r}); "
             f"max error/allowed {np.max(error / np.maximum(allowed, 1e-300)):.3g}")
+
+
+def assert_matches_reference(y, x, w, b=None, *, stride=(1, 1), padding=((0, 0), (0, 0)),
+                             dilation=(1, 1), groups=1):
+    """y (fastconv's result, 4-D) equals conv2d_reference(x, w, b, ...) within RTOL[x.dtype]
+    times the per-element sum of |terms|, and has x's dtype and the reference shape."""
+    ref, scale = reference_and_scale(x, w, b, stride=stride, padding=padding,
+                                     dilation=dilation, groups=groups)
+    assert_close(y, ref, scale, np.asarray(x).dtype)
 
 
 # ---------------------------------------------------------------------------------------------
