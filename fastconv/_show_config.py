@@ -2,6 +2,7 @@
 import sys
 
 from fastconv import _config, _runtime
+from fastconv.conv import AUTO_DIRECT_MAX_FILTERS_PER_GROUP
 
 
 def config_lines():
@@ -15,7 +16,8 @@ def config_lines():
         f"kernel ISA: {isa} (this CPU runs: {', '.join(_config.available_isas())}; "
         f"FASTCONV_ISA forces a lower one)",
         f"GEMM micro-kernels: float32 {names['float32']}, float64 {names['float64']}",
-        "conv2d algorithm='auto': im2col when C/groups*FH*FW >= 32, else direct",
+        f"conv2d algorithm='auto': direct when K/groups <= {AUTO_DIRECT_MAX_FILTERS_PER_GROUP}, "
+        "else im2col",
     ]
 
 
