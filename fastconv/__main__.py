@@ -8,7 +8,8 @@ def main(argv=None):
         prog="python -m fastconv",
         description="fastconv: fast CPU convolution for NumPy users, with PyTorch semantics.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("demo", help="run the demo (a small ConvNet layer stack, checked and timed)")
+    commands.add_parser("demo", add_help=False,
+                        help="train a small ConvNet on 8x8 digits (python -m fastconv demo --help)")
     commands.add_parser("bench", add_help=False,
                         help="GFLOP/s of every algorithm on the standard layer suite "
                              "(python -m fastconv bench --help)")
@@ -17,11 +18,11 @@ def main(argv=None):
     if args.command == "bench":
         from fastconv import _bench
         return _bench.main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         from fastconv import _demo
-        return _demo.main()
+        return _demo.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "config":
         import fastconv
         fastconv.show_config()

@@ -49,6 +49,18 @@ def get_num_threads():
     return _threads_from_environment()
 
 
+# Work (multiply-adds, or elements visited by pooling) below which a call runs on one thread:
+# waking a second thread costs tens of microseconds, and on a busy machine an OpenMP barrier
+# waiting for a descheduled thread costs milliseconds, more than such a call computes.
+MIN_WORK_PER_THREAD = 2**20
+
+
+def threads_for(work):
+    """The thread count for a call doing `work` units: get_num_threads(), fewer for small work.
+    Results never depend on it (the tiling does not)."""
+    return max(1, min(get_num_threads(), int(work) // MIN_WORK_PER_THREAD))
+
+
 def available_isas():
     """The ISA paths this build has and this CPU runs, lowest first."""
     return [isa for isa in _runtime.compiled_isas() if _runtime.cpu_supports(isa)]

@@ -216,15 +216,24 @@ def conv2d_geometry(func, x, w, b, stride, padding, dilation, groups):
     batched = x.ndim == 4
     if not batched:
         x = x[np.newaxis]
-    if w.ndim != 4:
-        raise ValueError(f"{func}: w must be 4-D (K, C/groups, FH, FW), got shape {w.shape}")
+    geometry = conv2d_shape_geometry(func, x.shape, w.shape, None if b is None else b.shape,
+                                     stride, padding, dilation, groups, x.dtype.itemsize)
+    return x, w, b, geometry, batched
+
+
+def conv2d_shape_geometry(func, x_shape, w_shape, b_shape, stride, padding, dilation, groups,
+                          itemsize=4):
+    """The shape checks and output size of conv2d: x_shape (N, C, H, W), w_shape (K, C/groups,
+    FH, FW), b_shape None or (K,). Layers use it to size their outputs without any data."""
+    if len(w_shape) != 4:
+        raise ValueError(f"{func}: w must be 4-D (K, C/groups, FH, FW), got shape {w_shape}")
     groups = check_int(func, "groups", groups, 1)
     stride = check_pair(func, "stride", stride, 1)
     dilation = check_pair(func, "dilation", dilation, 1)
-    N, C, H, W = x.shape
-    K, CG, FH, FW = w.shape
+    N, C, H, W = x_shape
+    K, CG, FH, FW = w_shape
     if FH < 1 or FW < 1:
-        raise ValueError(f"{func}: w must have a kernel of at least 1 x 1, got shape {w.shape}")
+        raise ValueError(f"{func}: w must have a kernel of at least 1 x 1, got shape {w_shape}")
     if C % groups:
         raise ValueError(f"{func}: x channels must be divisible by groups ({groups}), got {C}")
     if K % groups:
@@ -233,19 +242,18 @@ def conv2d_geometry(func, x, w, b, stride, padding, dilation, groups):
     if CG * groups != C:
         raise ValueError(f"{func}: x must have w.shape[1] * groups = {CG * groups} channels, "
                          f"got {C}")
-    if b is not None and b.shape != (K,):
-        raise ValueError(f"{func}: b must have shape ({K},) (one per filter), got {b.shape}")
-    for name, value in (("x", x), ("w", w)):
-        for extent in value.shape:
+    if b_shape is not None and tuple(b_shape) != (K,):
+        raise ValueError(f"{func}: b must have shape ({K},) (one per filter), got {b_shape}")
+    for name, shape in (("x", x_shape), ("w", w_shape)):
+        for extent in shape:
             if extent > MAX_PARAMETER:
                 raise ValueError(f"{func}: {name} extents must be <= {MAX_PARAMETER}, "
-                                 f"got shape {value.shape}")
+                                 f"got shape {tuple(shape)}")
     (pt, pb), (pl, pr) = _conv_padding(func, padding, (FH, FW), stride, dilation)
     HO = output_size(func, "height", H, FH, stride[0], pt + pb, dilation[0])
     WO = output_size(func, "width", W, FW, stride[1], pl + pr, dilation[1])
-    check_result_size(func, (N, K, HO, WO), x.dtype.itemsize)
-    geometry = Conv2dGeometry(N, C, H, W, K, FH, FW, HO, WO, stride, (pt, pl), dilation, groups)
-    return x, w, b, geometry, batched
+    check_result_size(func, (N, K, HO, WO), itemsize)
+    return Conv2dGeometry(N, C, H, W, K, FH, FW, HO, WO, stride, (pt, pl), dilation, groups)
 
 
 def conv2d_backward_geometry(func, dy, x, w, stride, padding, dilation, groups):
@@ -360,9 +368,9 @@ def check_bool(func, name, value):
     return bool(value)
 
 
-def pool2d_shape_geometry(func, shape, kernel_size, stride, padding, dilation, ceil_mode):
-    """Validate pooling parameters for a 4-D input shape. stride None means kernel_size; padding
-    must be at most half the kernel (PyTorch's rule)."""
+def check_pool_parameters(func, kernel_size, stride, padding, dilation, ceil_mode):
+    """Pooling parameters as pairs: stride None means kernel_size, and padding must be at most
+    half the kernel (PyTorch's rule). Returns (kernel_size, stride, padding, dilation, ceil_mode)."""
     kernel_size = check_pair(func, "kernel_size", kernel_size, 1)
     stride = kernel_size if stride is None else check_pair(func, "stride", stride, 1)
     padding = check_pair(func, "padding", padding, 0)
@@ -372,6 +380,13 @@ def pool2d_shape_geometry(func, shape, kernel_size, stride, padding, dilation, c
         if p > k // 2:
             raise ValueError(f"{func}: padding must be at most half of kernel_size "
                              f"({k // 2}) in {axis}, got {p}")
+    return kernel_size, stride, padding, dilation, ceil_mode
+
+
+def pool2d_shape_geometry(func, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate pooling parameters for a 4-D input shape and size the output."""
+    kernel_size, stride, padding, dilation, ceil_mode = check_pool_parameters(
+        func, kernel_size, stride, padding, dilation, ceil_mode)
     N, C, H, W = shape
     HO = pool_output_size(func, "height", H, kernel_size[0], stride[0], padding[0], dilation[0],
                           ceil_mode)

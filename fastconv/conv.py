@@ -82,14 +82,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     driver = _conv.conv2d_direct if algorithm == "direct" else _conv.conv2d_im2col
     bias = np.zeros(1, x.dtype) if b is None else np.ascontiguousarray(b)
     driver(np.ascontiguousarray(x), np.ascontiguousarray(w), bias, b is not None, y,
-           geometry.groups, *geometry.stride, *geometry.padding, *geometry.dilation,
-           _config.isa_code(), _config.get_num_threads())
+           *_driver_arguments(geometry))
     return y if batched else y[0]
 
 
 def _driver_arguments(geometry):
+    """The Cython drivers' trailing arguments: geometry, ISA and thread count (by the work)."""
     return (geometry.groups, *geometry.stride, *geometry.padding, *geometry.dilation,
-            _config.isa_code(), _config.get_num_threads())
+            _config.isa_code(), _config.threads_for(geometry.flops // 2))
 
 
 def _backward_input(dy, w, geometry):

@@ -10,6 +10,12 @@ from fastconv._geometry import (
 )
 
 
+def _threads(geometry):
+    """Thread count for a pooling call: its work is the window taps it visits."""
+    N, C, HO, WO = geometry.output_shape
+    return _config.threads_for(N * C * HO * WO * geometry.kernel_size[0] * geometry.kernel_size[1])
+
+
 def _unbatch(array, batched):
     return array if batched else array[0]
 
@@ -60,7 +66,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     if y.size:
         _pool.max_pool2d_forward(np.ascontiguousarray(x), y, indices, return_indices,
                                  *g.kernel_size, *g.stride, *g.padding, *g.dilation,
-                                 _config.isa_code(), _config.get_num_threads())
+                                 _config.isa_code(), _threads(g))
     if return_indices:
         return _unbatch(y, batched), _unbatch(indices, batched)
     return _unbatch(y, batched)
@@ -107,7 +113,7 @@ def max_pool2d_backward(dy, indices, input_shape):
     dx = np.zeros(shape, dtype=dy4.dtype)
     if dx.size and dy4.size:
         _pool.max_pool2d_backward(np.ascontiguousarray(dy4), indices, dx,
-                                  _config.get_num_threads())
+                                  _config.threads_for(dx.size + dy4.size))
     return _unbatch(dx, batched)
 
 
@@ -150,8 +156,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     y = np.empty(g.output_shape, dtype=x.dtype)
     if y.size:
         _pool.avg_pool2d_forward(np.ascontiguousarray(x), y, *g.kernel_size, *g.stride,
-                                 *g.padding, count_include_pad, divisor,
-                                 _config.get_num_threads())
+                                 *g.padding, count_include_pad, divisor, _threads(g))
     return _unbatch(y, batched)
 
 
@@ -183,8 +188,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
     if dx.size:
         if dy.size:
             _pool.avg_pool2d_backward(np.ascontiguousarray(dy), dx, *g.kernel_size, *g.stride,
-                                      *g.padding, count_include_pad, divisor,
-                                      _config.get_num_threads())
+                                      *g.padding, count_include_pad, divisor, _threads(g))
         else:
             dx[...] = 0
     return _unbatch(dx, batched)
@@ -195,7 +199,7 @@ def _window_sums(x, g):
     sums = np.empty(g.output_shape, dtype=x.dtype)
     if sums.size:
         _pool.avg_pool2d_forward(np.ascontiguousarray(x), sums, *g.kernel_size, *g.stride,
-                                 0, 0, True, 1, _config.get_num_threads())
+                                 0, 0, True, 1, _threads(g))
     return sums
 
 
@@ -264,7 +268,7 @@ def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
     if spread.size:
         if scale.size:
             _pool.avg_pool2d_backward(scale, spread, *g.kernel_size, *g.stride, 0, 0, True, 1,
-                                      _config.get_num_threads())
+                                      _threads(g))
         else:
             spread[...] = 0
     dx = spread * (x if p == 2 else np.power(x, t(p - 1)))
