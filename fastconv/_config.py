@@ -15,6 +15,20 @@ ISAS = ("generic", "avx2", "avx512")
 _requested_threads = None
 _isa = None
 _last = threading.local()
+# GNU OpenMP cannot restart its worker threads in a child forked after they ran: a parallel
+# region there waits forever. So after such a fork (multiprocessing's "fork" start method)
+# fastconv runs on one thread in the child.
+_parallel_work_done = False
+_forked_after_parallel_work = False
+
+
+def _after_fork_in_child():
+    global _forked_after_parallel_work
+    _forked_after_parallel_work = _forked_after_parallel_work or _parallel_work_done
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _threads_from_environment():
@@ -41,8 +55,10 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads the next fastconv call will use (1 in a build without OpenMP)."""
-    if not _runtime.openmp_enabled():
+    """The number of threads fastconv calls use (small calls use fewer). 1 in a build without
+    OpenMP, and in a process forked after fastconv ran on several threads (GNU OpenMP cannot
+    restart its threads there; start such processes with "spawn" or "forkserver" instead)."""
+    if not _runtime.openmp_enabled() or _forked_after_parallel_work:
         return 1
     if _requested_threads is not None:
         return _requested_threads
@@ -58,7 +74,10 @@ MIN_WORK_PER_THREAD = 2**20
 def threads_for(work):
     """The thread count for a call doing `work` units: get_num_threads(), fewer for small work.
     Results never depend on it (the tiling does not)."""
-    return max(1, min(get_num_threads(), int(work) // MIN_WORK_PER_THREAD))
+    global _parallel_work_done
+    threads = max(1, min(get_num_threads(), int(work) // MIN_WORK_PER_THREAD))
+    _parallel_work_done = _parallel_work_done or threads > 1
+    return threads
 
 
 def available_isas():
