@@ -156,6 +156,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
     """
     dy, x, w, geometry, batched = conv2d_backward_geometry(
         "conv2d_backward", dy, x, w, stride, padding, dilation, groups)
+    # One layout for every step, so db (whose summation order follows memory) is layout-free too.
+    dy = np.ascontiguousarray(dy)
     dx = _backward_input(dy, w, geometry)
     dw = _backward_weight(dy, x, geometry)
     db = dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dy.dtype)

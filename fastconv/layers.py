@@ -91,6 +91,11 @@ class Conv2D(Layer):
         self.kernel_size = _geometry.check_pair(func, "kernel_size", kernel_size, 1)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups = _geometry.check_int(func, "groups", groups, 1)
+        for name, channels in (("in_channels", self.in_channels),
+                               ("out_channels", self.out_channels)):
+            if channels % self.groups:
+                raise ValueError(f"{func}: {name} must be divisible by groups ({self.groups}), "
+                                 f"got {channels}")
         self.dtype = _check_dtype(func, dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         # Check groups, stride, padding and dilation now, on an input the dilated kernel just fits.
@@ -181,6 +186,9 @@ class AvgPool2D(_Pool):
                  count_include_pad=True, divisor_override=None):
         super().__init__()
         _geometry.check_pool_parameters("AvgPool2D", kernel_size, stride, padding, 1, ceil_mode)
+        _geometry.check_bool("AvgPool2D", "count_include_pad", count_include_pad)
+        if divisor_override is not None:
+            _geometry.check_int("AvgPool2D", "divisor_override", divisor_override, 1)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override

@@ -14,6 +14,7 @@ huge one is still checked tightly, and an output that is exactly zero in every t
 window entirely in the padding with no bias) must be exactly zero.
 """
 import os
+import re
 
 import numpy as np
 import pytest
@@ -110,3 +111,20 @@ def restore_threads():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240601)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the test modules
+# ---------------------------------------------------------------------------------------------
+def raises(exc, *fragments):
+    """pytest.raises(exc) whose message contains every fragment (literally, in this order)."""
+    return pytest.raises(exc, match=".*".join(re.escape(f) for f in fragments))
+
+
+def dirty_the_heap(nbytes):
+    """Fill blocks of about `nbytes` with all-ones bytes (a NaN in float32 and in float64) and
+    free them, so the next np.empty of that size most likely reuses one: an output element the
+    code under test forgets to write then shows up as NaN."""
+    for size in (nbytes, nbytes + 64, 2 * nbytes):
+        junk = np.full(max(1, size), 0xFF, np.uint8)
+        del junk
