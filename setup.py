@@ -38,6 +38,10 @@ if IS_X86_64:
     ]
 KERNEL_MACROS = [("FC_X86_KERNELS", "1")] if IS_X86_64 else []
 OPENMP_FLAGS = ["-fopenmp"]
+# FASTCONV_SANITIZE=1: a debug build under AddressSanitizer and UndefinedBehaviorSanitizer, for
+# the test suite only (run Python with libasan preloaded; see tools/sanitize.sh).
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                  "-fno-omit-frame-pointer", "-g", "-O1"]
 
 
 def want_openmp():
@@ -74,11 +78,12 @@ class BuildExt(build_ext):
         # Headers and included templates are dependencies too: an edit to one recompiles the
         # kernels, and new kernel objects relink every extension.
         kernel_depends = glob.glob("src_c/*.h") + glob.glob("src_c/*.template.c")
+        sanitize = SANITIZE_FLAGS if os.environ.get("FASTCONV_SANITIZE", "0") == "1" else []
         kernel_objects = []
         for source, isa_flags in ISA_SOURCES:
             kernel_objects += self.compiler.compile(
                 [source], output_dir=self.build_temp, macros=KERNEL_MACROS,
-                include_dirs=["src_c"], extra_postargs=BASE_CFLAGS + isa_flags,
+                include_dirs=["src_c"], extra_postargs=BASE_CFLAGS + isa_flags + sanitize,
                 depends=kernel_depends)
         for ext in self.extensions:
             ext.extra_objects = kernel_objects
@@ -87,6 +92,8 @@ class BuildExt(build_ext):
                 ext.extra_compile_args += OPENMP_FLAGS
                 ext.extra_link_args += OPENMP_FLAGS
             ext.define_macros.append(("FASTCONV_OPENMP", "1" if use_openmp else "0"))
+            ext.extra_compile_args += sanitize
+            ext.extra_link_args += sanitize
         super().build_extensions()
 
 
