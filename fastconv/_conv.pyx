@@ -14,7 +14,7 @@ col[r, p] = x[c, ho*SH + fh*DH - PH, wo*SW + fw*DW - PW] (0 in the padding).
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -24,8 +24,14 @@ from fastconv._kernels cimport (
 )
 
 cdef enum:
-    # Filters per direct task: each input row read from cache feeds this many output rows.
+    # Filters per row-kernel task: each input row read from cache feeds this many output rows.
     DIRECT_FILTER_BLOCK = 16
+    # Groups with at most this many filters use the row kernel (a register tile would be mostly
+    # padding); see fastconv.conv.choose_algorithm, which makes the same cut.
+    DIRECT_ROW_MAX_FILTERS = 4
+    # A thread's input band for the register-tiled direct kernel; with a tile's filters it stays
+    # in a 1 MiB L2.
+    DIRECT_BAND_BYTES = 262144
     # GEMM cache blocking: reduction length per packed panel, micro-panels per packed block. With
     # the largest micro-kernel (14x32 floats) a thread's packed blocks take ~380 KB: they stay in L2.
     GEMM_KC = 256
@@ -246,11 +252,157 @@ def _split_rows(Py_ssize_t rows, Py_ssize_t base_tasks, Py_ssize_t MR):
     return per_task, (rows + per_task - 1) // per_task
 
 
+cdef void _build_band(const floating *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                      Py_ssize_t first_row, Py_ssize_t band_rows, Py_ssize_t PH, Py_ssize_t PW,
+                      Py_ssize_t SW, Py_ssize_t phase_len, floating *band) noexcept nogil:
+    """band[c][r][(q % SW)*phase_len + q // SW] = x[c][first_row + r - PH][q - PW] (0 outside the
+    image) for r < band_rows and padded columns q < SW*phase_len: the input rows a block of
+    output rows reads, zero-padded, with columns split by phase modulo the stride so that the
+    pixels one tap reads for consecutive outputs are contiguous."""
+    cdef Py_ssize_t row_len = SW * phase_len
+    cdef Py_ssize_t c, r, hi, copied, phase, begin, end, j
+    cdef floating *dst
+    cdef const floating *src
+    for c in range(C):
+        for r in range(band_rows):
+            dst = band + (c * band_rows + r) * row_len
+            hi = first_row + r - PH
+            if hi < 0 or hi >= H:
+                memset(dst, 0, row_len * sizeof(floating))
+                continue
+            src = x + (c * H + hi) * W
+            if SW == 1:
+                copied = max(0, min(W, row_len - PW))
+                memset(dst, 0, min(PW, row_len) * sizeof(floating))
+                memcpy(dst + PW, src, copied * sizeof(floating))
+                memset(dst + PW + copied, 0, (row_len - PW - copied) * sizeof(floating))
+            else:
+                # Phase p holds padded columns p, p + SW, p + 2*SW, ...: zeros, image, zeros.
+                for phase in range(SW):
+                    begin = min(phase_len, max(0, (PW - phase + SW - 1) // SW))
+                    end = min(phase_len, max(begin, (W + PW - phase + SW - 1) // SW))
+                    memset(dst + phase * phase_len, 0, begin * sizeof(floating))
+                    for j in range(begin, end):
+                        dst[phase * phase_len + j] = src[j * SW + phase - PW]
+                    memset(dst + phase * phase_len + end, 0, (phase_len - end) * sizeof(floating))
+
+
+cdef void _pack_direct_filters(const floating *w, Py_ssize_t KG, Py_ssize_t taps,
+                               Py_ssize_t KT, Py_ssize_t k0, floating *packed) noexcept nogil:
+    """packed[tap*KT + k] = w[(k0 + k)*taps + tap] for k < KT (0 past the group's KG filters):
+    one register tile's filters, tap by tap, for broadcasting."""
+    cdef Py_ssize_t tap, k
+    for tap in range(taps):
+        for k in range(KT):
+            packed[tap * KT + k] = w[(k0 + k) * taps + tap] if k0 + k < KG else 0
+
+
+cdef inline void _direct_tile(const fc_kernel_table *kernels, Py_ssize_t taps,
+                              const Py_ssize_t *tap_offset, const floating *x0,
+                              const floating *x1, const floating *w, floating *y0, floating *y1,
+                              Py_ssize_t k_stride, Py_ssize_t kt, unsigned lanes0,
+                              unsigned lanes1) noexcept nogil:
+    if floating is float:
+        kernels.sdirect_tile(taps, tap_offset, x0, x1, w, y0, y1, k_stride, kt, lanes0, lanes1)
+    else:
+        kernels.ddirect_tile(taps, tap_offset, x0, x1, w, y0, y1, k_stride, kt, lanes0, lanes1)
+
+
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                   Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
                   Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
-    """y := conv2d(x, w) + bias by direct convolution, one task per (n, group, filter block, ho)."""
+    """y := conv2d(x, w) + bias by direct convolution: no column matrix.
+
+    Register tiles of KT filters x 2 vectors of output pixels (vectorised along the output
+    width, filters broadcast) run over a per-thread band: the input rows one block of output
+    rows reads, zero-padded and split by stride phase. A task is (image, group, block of output
+    rows, part of the filters). Groups with fewer filters than DIRECT_ROW_MAX_FILTERS would fill
+    a tile mostly with padding; they take the row kernel instead.
+    """
+    if w.shape[0] // groups <= DIRECT_ROW_MAX_FILTERS:
+        _conv2d_direct_rows(x, w, bias, has_bias, y, groups, SH, SW, PH, PW, DH, DW,
+                            num_threads)
+        return
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t KT, VW
+    if floating is float:
+        KT, VW = kernels.sdirect_kt, kernels.sdirect_vw
+    else:
+        KT, VW = kernels.ddirect_kt, kernels.ddirect_vw
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
+    cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
+    cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW
+    # Each tap reads row_vectors*VW pixels from offset (fw*DW)//SW of its phase.
+    cdef Py_ssize_t phase_len = (FW - 1) * DW // SW + row_vectors * VW
+    cdef Py_ssize_t row_len = SW * phase_len
+    cdef Py_ssize_t band_budget = DIRECT_BAND_BYTES // sizeof(floating) // (CG * row_len)
+    cdef Py_ssize_t rows_per_block = max(1, min(HO, (band_budget - (FH - 1) * DH - 1) // SH + 1))
+    cdef Py_ssize_t max_band_rows = (rows_per_block - 1) * SH + (FH - 1) * DH + 1
+    cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
+    cdef Py_ssize_t k_blocks = (KG + KT - 1) // KT
+    cdef Py_ssize_t blocks_per_part, k_parts
+    blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
+    # Band offset of tap (c, fh, fw) for the first output row and column: channel plane, input
+    # row, then the phase and position of the tap's column.
+    cdef Py_ssize_t[::1] tap_offset = np.array(
+        [(c * max_band_rows + fh * DH) * row_len + (fw * DW) % SW * phase_len + fw * DW // SW
+         for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+    cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
+                                           dtype=dtype)
+    cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
+    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1
+    cdef Py_ssize_t wo0, wo1
+    cdef floating *band
+    cdef floating *y_tile
+    cdef unsigned lanes0, lanes1
+    with nogil:
+        for t in prange(groups * k_blocks, schedule="static", num_threads=num_threads):
+            _pack_direct_filters(&w[0, 0, 0, 0] + (t // k_blocks) * KG * taps, KG, taps, KT,
+                                 (t % k_blocks) * KT, &packed[t, 0])
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            kp = t % k_parts
+            rb = (t // k_parts) % row_blocks
+            g = (t // (k_parts * row_blocks)) % groups
+            n = t // (k_parts * row_blocks * groups)
+            ho0 = rb * rows_per_block
+            rows = min(rows_per_block, HO - ho0)
+            band = &bands[threadid(), 0]
+            # Every band keeps max_band_rows rows per channel (the last block's extra rows are
+            # zero-filled and never read), so one table of tap offsets serves all.
+            _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW, SW,
+                        phase_len, band)
+            for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
+                kt = min(KT, KG - kb * KT)
+                y_tile = &y[n, g * KG + kb * KT, 0, 0]
+                _fill_rows(y_tile + ho0 * WO, kt, HO * WO, rows * WO, &bias[0], has_bias,
+                           g * KG + kb * KT)
+                vectors = rows * row_vectors
+                for pair in range((vectors + 1) // 2):
+                    v0 = 2 * pair
+                    v1 = min(v0 + 1, vectors - 1)
+                    wo0 = v0 % row_vectors * VW
+                    wo1 = v1 % row_vectors * VW
+                    lanes0 = (1u << min(VW, WO - wo0)) - 1
+                    lanes1 = (1u << min(VW, WO - wo1)) - 1 if v1 != v0 else 0
+                    _direct_tile(kernels, taps, &tap_offset[0],
+                                 band + v0 // row_vectors * SH * row_len + wo0,
+                                 band + v1 // row_vectors * SH * row_len + wo1,
+                                 &packed[g * k_blocks + kb, 0],
+                                 y_tile + (ho0 + v0 // row_vectors) * WO + wo0,
+                                 y_tile + (ho0 + v1 // row_vectors) * WO + wo1,
+                                 HO * WO, kt, lanes0, lanes1)
+
+
+cdef void _conv2d_direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                              const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
+                              Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                              Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, int num_threads):
+    """Direct convolution for groups of few filters (depthwise layers): one task per (n, group,
+    filter block, ho), the row kernel reading each input row once for its block of filters."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
     cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3]

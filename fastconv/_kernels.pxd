@@ -24,6 +24,15 @@ cdef extern from "fastconv_kernels.h" nogil:
         Py_ssize_t ho, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
         Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
 
+    ctypedef void (*fc_sconv2d_direct_tile_fn)(
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x0, const float *x1,
+        const float *w, float *y0, float *y1, Py_ssize_t k_stride, Py_ssize_t kt,
+        unsigned lanes0, unsigned lanes1) noexcept nogil
+    ctypedef void (*fc_dconv2d_direct_tile_fn)(
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x0, const double *x1,
+        const double *w, double *y0, double *y1, Py_ssize_t k_stride, Py_ssize_t kt,
+        unsigned lanes0, unsigned lanes1) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -37,6 +46,14 @@ cdef extern from "fastconv_kernels.h" nogil:
         const char *dgemm_ukernel_name
         fc_smaxpool2d_row_fn smaxpool2d_row
         fc_dmaxpool2d_row_fn dmaxpool2d_row
+        int sdirect_kt
+        int sdirect_vw
+        fc_sconv2d_direct_tile_fn sdirect_tile
+        const char *sdirect_tile_name
+        int ddirect_kt
+        int ddirect_vw
+        fc_dconv2d_direct_tile_fn ddirect_tile
+        const char *ddirect_tile_name
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

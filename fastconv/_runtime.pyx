@@ -25,7 +25,9 @@ def cpu_supports(str isa):
 
 
 def kernel_names(str isa):
-    """The GEMM micro-kernel names of one ISA path, by dtype name."""
+    """The micro-kernel names of one ISA path: {"gemm" | "direct": {dtype name: kernel name}}."""
     cdef const fc_kernel_table *table = fc_kernel_table_for(ISA_CODES[isa])
-    return {"float32": table.sgemm_ukernel_name.decode(),
-            "float64": table.dgemm_ukernel_name.decode()}
+    return {"gemm": {"float32": table.sgemm_ukernel_name.decode(),
+                     "float64": table.dgemm_ukernel_name.decode()},
+            "direct": {"float32": table.sdirect_tile_name.decode(),
+                       "float64": table.ddirect_tile_name.decode()}}

@@ -2,7 +2,7 @@
 import sys
 
 from fastconv import _config, _runtime
-from fastconv.conv import AUTO_DIRECT_MAX_FILTERS_PER_GROUP
+from fastconv.conv import AUTO_DIRECT_MAX_FILTERS_PER_GROUP, AUTO_IM2COL_BELOW_WIDTH
 
 
 def config_lines():
@@ -15,9 +15,13 @@ def config_lines():
         f"threads: {_config.get_num_threads()}",
         f"kernel ISA: {isa} (this CPU runs: {', '.join(_config.available_isas())}; "
         f"FASTCONV_ISA forces a lower one)",
-        f"GEMM micro-kernels: float32 {names['float32']}, float64 {names['float64']}",
-        f"conv2d algorithm='auto': direct when K/groups <= {AUTO_DIRECT_MAX_FILTERS_PER_GROUP}, "
-        "else im2col",
+        f"GEMM micro-kernels: float32 {names['gemm']['float32']}, "
+        f"float64 {names['gemm']['float64']}",
+        f"direct tiles: float32 {names['direct']['float32']}, "
+        f"float64 {names['direct']['float64']}",
+        f"conv2d algorithm='auto': direct, except im2col when K/groups > "
+        f"{AUTO_DIRECT_MAX_FILTERS_PER_GROUP} and the output is narrower than "
+        f"{AUTO_IM2COL_BELOW_WIDTH} pixels",
     ]
 
 

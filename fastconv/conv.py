@@ -10,20 +10,34 @@ from fastconv._geometry import (
 ALGORITHMS = ("auto", "direct", "im2col")
 
 
-# Filters per group at or below which algorithm="auto" runs direct (see choose_algorithm).
+# Filters per group at or below which the direct algorithm runs its row kernel, not its register
+# tiles (_conv.pyx makes the same cut), and below which "auto" prefers direct over im2col.
 AUTO_DIRECT_MAX_FILTERS_PER_GROUP = 4
+# Output widths below which "auto" runs im2col: the direct tiles vectorise along output rows.
+AUTO_IM2COL_BELOW_WIDTH = 8
+
+
+def _direct_wins(filters_per_group, output_width):
+    """The measured rule behind algorithm="auto" (python -m fastconv bench):
+
+    - at most 4 filters per group (depthwise, single-filter layers): direct's row kernel, since
+      both im2col's GEMM and direct's register tiles work on blocks of 4-14 filters and most of
+      each block would be padding;
+    - output rows narrower than 8 pixels (FC-as-convolution, the last maps of deep nets):
+      im2col, since direct's tiles vectorise along output rows and would run mostly empty;
+    - otherwise direct: its tiles read the input straight from a padded band, while im2col
+      spends about a third of its time building and packing the column matrix.
+    """
+    if filters_per_group <= AUTO_DIRECT_MAX_FILTERS_PER_GROUP:
+        return True
+    return output_width >= AUTO_IM2COL_BELOW_WIDTH
 
 
 def choose_algorithm(geometry):
-    """The algorithm ``algorithm="auto"`` runs for a validated geometry.
-
-    im2col's GEMM computes blocks of 4-14 filters (the micro-kernel's rows) at once; with only a
-    few filters per group (depthwise layers, single-filter layers) most of each block would be
-    padding, and the direct loops, which pack nothing, are 2-3x faster. With more filters im2col
-    is faster on every layer measured (python -m fastconv bench).
-    """
-    filters_per_group = geometry.K // geometry.groups
-    return "direct" if filters_per_group <= AUTO_DIRECT_MAX_FILTERS_PER_GROUP else "im2col"
+    """The algorithm ``algorithm="auto"`` runs for a validated conv2d geometry."""
+    if _direct_wins(geometry.K // geometry.groups, geometry.WO):
+        return "direct"
+    return "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
@@ -93,12 +107,32 @@ def _driver_arguments(geometry):
 
 
 def _backward_input(dy, w, geometry):
-    """dx (N, C, H, W) for a validated geometry; dy (N, K, HO, WO)."""
+    """dx (N, C, H, W) for a validated geometry; dy (N, K, HO, WO).
+
+    At unit stride dx is itself a convolution: of dy, zero-padded by dilation*(F-1) - padding,
+    with each group's filters rotated by 180 degrees and their channel axes swapped; the direct
+    kernel computes it when the rule of algorithm="auto" favours direct for that convolution.
+    Otherwise (strides, or padding beyond the dilated kernel) dx = col2im(W^T @ dy) on the GEMM,
+    which also never multiplies inserted zeros.
+    """
     dx = np.empty((geometry.N, geometry.C, geometry.H, geometry.W), dtype=dy.dtype)
     if dx.size == 0:
         return dx
     if dy.size == 0:
         dx[...] = 0
+        return dx
+    G, K, CG = geometry.groups, geometry.K, geometry.C // geometry.groups
+    FH, FW = geometry.FH, geometry.FW
+    DH, DW = geometry.dilation
+    PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
+    if (geometry.stride == (1, 1) and PH >= 0 and PW >= 0 and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP
+            and _direct_wins(CG, geometry.W)):
+        w_rotated = np.ascontiguousarray(
+            w.reshape(G, K // G, CG, FH, FW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+            .reshape(G * CG, K // G, FH, FW))
+        _conv.conv2d_direct(np.ascontiguousarray(dy), w_rotated, np.zeros(1, dy.dtype), False,
+                            dx, G, 1, 1, PH, PW, DH, DW, _config.isa_code(),
+                            _config.threads_for(geometry.flops // 2))
         return dx
     _conv.conv2d_backward_input(np.ascontiguousarray(dy), np.ascontiguousarray(w), dx,
                                 *_driver_arguments(geometry))

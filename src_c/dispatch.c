@@ -10,6 +10,8 @@ static const fc_kernel_table generic_table = {
     4, 16, fc_sgemm_ukernel_4x16__generic, "fc_sgemm_ukernel_4x16__generic",
     4, 8, fc_dgemm_ukernel_4x8__generic, "fc_dgemm_ukernel_4x8__generic",
     fc_smaxpool2d_row__generic, fc_dmaxpool2d_row__generic,
+    4, 8, fc_sconv2d_direct_tile_4x16__generic, "fc_sconv2d_direct_tile_4x16__generic",
+    4, 4, fc_dconv2d_direct_tile_4x8__generic, "fc_dconv2d_direct_tile_4x8__generic",
 };
 
 #ifdef FC_X86_KERNELS
@@ -18,6 +20,8 @@ static const fc_kernel_table avx2_table = {
     6, 16, fc_sgemm_ukernel_6x16__avx2, "fc_sgemm_ukernel_6x16__avx2",
     6, 8, fc_dgemm_ukernel_6x8__avx2, "fc_dgemm_ukernel_6x8__avx2",
     fc_smaxpool2d_row__avx2, fc_dmaxpool2d_row__avx2,
+    6, 8, fc_sconv2d_direct_tile_6x16__avx2, "fc_sconv2d_direct_tile_6x16__avx2",
+    6, 4, fc_dconv2d_direct_tile_6x8__avx2, "fc_dconv2d_direct_tile_6x8__avx2",
 };
 
 static const fc_kernel_table avx512_table = {
@@ -25,6 +29,8 @@ static const fc_kernel_table avx512_table = {
     14, 32, fc_sgemm_ukernel_14x32__avx512, "fc_sgemm_ukernel_14x32__avx512",
     14, 16, fc_dgemm_ukernel_14x16__avx512, "fc_dgemm_ukernel_14x16__avx512",
     fc_smaxpool2d_row__avx512, fc_dmaxpool2d_row__avx512,
+    14, 16, fc_sconv2d_direct_tile_14x32__avx512, "fc_sconv2d_direct_tile_14x32__avx512",
+    14, 8, fc_dconv2d_direct_tile_14x16__avx512, "fc_dconv2d_direct_tile_14x16__avx512",
 };
 #endif
 

@@ -80,6 +80,38 @@ FC_DECLARE_MAXPOOL2D_ROW(float, fc_smaxpool2d_row__avx512)
 FC_DECLARE_MAXPOOL2D_ROW(double, fc_dmaxpool2d_row__avx512)
 #undef FC_DECLARE_MAXPOOL2D_ROW
 
+/*
+ * Direct-convolution register tile (all ISAs, both dtypes): KT filters x 2 vectors of VW output
+ * pixels, each summed over every (input channel, kernel tap) pair t < taps of a padded input band:
+ *
+ *     y_v[k*k_stride + l] += sum_{t < taps} x_v[tap_offset[t] + l] * w[t*KT + k]
+ *
+ * for v in {0, 1}, k < kt (<= KT) and the lanes l < VW whose bit is set in lanes_v. Every lane of
+ * every x_v read must lie inside the band (masked lanes are read, never stored); `w` holds the
+ * tile's filters packed KT per tap, zero beyond kt. Per output element the sum is formed from
+ * zero in t order and then added to y, so it does not depend on the thread.
+ */
+typedef void (*fc_sconv2d_direct_tile_fn)(
+    ptrdiff_t taps, const ptrdiff_t *tap_offset, const float *x0, const float *x1,
+    const float *w, float *y0, float *y1, ptrdiff_t k_stride, ptrdiff_t kt, unsigned lanes0,
+    unsigned lanes1);
+typedef void (*fc_dconv2d_direct_tile_fn)(
+    ptrdiff_t taps, const ptrdiff_t *tap_offset, const double *x0, const double *x1,
+    const double *w, double *y0, double *y1, ptrdiff_t k_stride, ptrdiff_t kt, unsigned lanes0,
+    unsigned lanes1);
+
+#define FC_DECLARE_DIRECT_TILE(T, NAME)                                                         \
+    void NAME(ptrdiff_t taps, const ptrdiff_t *tap_offset, const T *x0, const T *x1,          \
+              const T *w, T *y0, T *y1, ptrdiff_t k_stride, ptrdiff_t kt, unsigned lanes0,     \
+              unsigned lanes1);
+FC_DECLARE_DIRECT_TILE(float, fc_sconv2d_direct_tile_4x16__generic)
+FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_4x8__generic)
+FC_DECLARE_DIRECT_TILE(float, fc_sconv2d_direct_tile_6x16__avx2)
+FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_6x8__avx2)
+FC_DECLARE_DIRECT_TILE(float, fc_sconv2d_direct_tile_14x32__avx512)
+FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_14x16__avx512)
+#undef FC_DECLARE_DIRECT_TILE
+
 /* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
 #define FC_GEMM_MAX_TILE 448
 
@@ -94,6 +126,12 @@ typedef struct {
     const char *dgemm_ukernel_name;
     fc_smaxpool2d_row_fn smaxpool2d_row;
     fc_dmaxpool2d_row_fn dmaxpool2d_row;
+    int sdirect_kt, sdirect_vw;
+    fc_sconv2d_direct_tile_fn sdirect_tile;
+    const char *sdirect_tile_name;
+    int ddirect_kt, ddirect_vw;
+    fc_dconv2d_direct_tile_fn ddirect_tile;
+    const char *ddirect_tile_name;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */
