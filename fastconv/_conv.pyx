@@ -148,18 +148,24 @@ cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t col_str
                   Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR, floating *packed) noexcept nogil:
     """Pack A[i, p] = src[i*row_stride + p*col_stride] (i < mc, p < kc) into MR-row panels
     stored column by column, zero-padding the last panel to MR rows."""
-    cdef Py_ssize_t panel, i, p, row
+    cdef Py_ssize_t panel, i, p, row, rows
     cdef floating *dst
     for panel in range((mc + MR - 1) // MR):
         dst = packed + panel * MR * kc
-        for i in range(MR):
-            row = panel * MR + i
-            if row < mc:
+        rows = min(MR, mc - panel * MR)
+        if col_stride == 1:
+            # Rows of A are contiguous: read each along p.
+            for i in range(MR):
+                row = panel * MR + i
                 for p in range(kc):
-                    dst[p * MR + i] = src[row * row_stride + p * col_stride]
-            else:
-                for p in range(kc):
-                    dst[p * MR + i] = 0
+                    dst[p * MR + i] = src[row * row_stride + p] if i < rows else 0
+        else:
+            # A is a transposed matrix (columns contiguous): read each column along i, so no
+            # element comes from a different cache line than its neighbour.
+            for p in range(kc):
+                for i in range(MR):
+                    dst[p * MR + i] = (src[(panel * MR + i) * row_stride + p * col_stride]
+                                       if i < rows else 0)
 
 
 cdef void _pack_b(const floating *src, Py_ssize_t row_stride, Py_ssize_t kc, Py_ssize_t nc,
