@@ -433,9 +433,10 @@ def check_gradient(func, dy, dtype_source, expected_shape, batched, description)
     return dy if batched else dy[np.newaxis]
 
 
-def check_max_pool_indices(func, indices, dy, plane_size):
-    """Caller-supplied max-pool indices: integers of dy's shape, each in [0, plane_size). Checked
-    in full before any write, since the backward pass writes at these offsets."""
+def check_max_pool_indices(func, indices, dy):
+    """Caller-supplied max-pool indices: integers of dy's shape, returned as int64. Their range
+    is checked by the compiled backward pass itself, plane by plane before writing that plane
+    (one pass over the indices instead of three); see `max_pool_index_error`."""
     if not isinstance(indices, np.ndarray):
         indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
@@ -443,13 +444,15 @@ def check_max_pool_indices(func, indices, dy, plane_size):
     if indices.shape != dy.shape:
         raise ValueError(f"{func}: indices must have the shape of dy {dy.shape}, "
                          f"got {indices.shape}")
-    if indices.size:
-        low, high = indices.min(), indices.max()
-        if low < 0 or high >= plane_size:
-            bad = low if low < 0 else high
-            raise ValueError(f"{func}: indices must lie in [0, H*W = {plane_size}) of their "
-                             f"input plane, got {int(bad)}")
+    if indices.dtype == np.uint64 and indices.size and indices.max() > np.iinfo(np.int64).max:
+        raise max_pool_index_error(func, int(indices.max()), None)
     return np.ascontiguousarray(indices, dtype=np.int64)
+
+
+def max_pool_index_error(func, bad, plane_size):
+    where = "their input plane" if plane_size is None else \
+        f"[0, H*W = {plane_size}) of their input plane"
+    return ValueError(f"{func}: indices must lie in {where}, got {bad}")
 
 
 def check_norm_type(func, norm_type):

@@ -13,6 +13,8 @@ from libc.string cimport memset
 
 from fastconv._kernels cimport fc_kernel_table, fc_kernel_table_for
 
+import numpy as np
+
 
 def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                        int64_t[:, :, :, ::1] indices, bint with_indices,
@@ -40,9 +42,16 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, ::1] indices,
                         floating[:, :, :, ::1] dx, int num_threads):
-    """dx[plane][indices[plane][o]] += dy[plane][o] over the outputs o of each plane, in order."""
+    """dx[plane][indices[plane][o]] += dy[plane][o] over the outputs o of each plane, in order.
+
+    The indices come from the caller: each plane's are checked to lie in [0, H*W) before that
+    plane is written, and a plane with a bad one is left unwritten. Returns None, or a bad index
+    (the first of the lowest such plane) so the caller can raise; dx is then garbage.
+    """
     cdef Py_ssize_t planes = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
     cdef Py_ssize_t OUT = dy.shape[2] * dy.shape[3]
+    cdef int64_t[::1] bad_index = np.full(planes, -1, dtype=np.int64)
+    cdef unsigned char[::1] bad = np.zeros(planes, dtype=np.uint8)
     cdef Py_ssize_t plane, o
     cdef floating *dx_plane
     cdef const floating *dy_plane
@@ -52,9 +61,20 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, 
             dx_plane = &dx[0, 0, 0, 0] + plane * HW
             dy_plane = &dy[0, 0, 0, 0] + plane * OUT
             index_plane = &indices[0, 0, 0, 0] + plane * OUT
+            for o in range(OUT):
+                if index_plane[o] < 0 or index_plane[o] >= HW:
+                    bad[plane] = 1
+                    bad_index[plane] = index_plane[o]
+                    break
+            if bad[plane]:
+                continue
             memset(dx_plane, 0, HW * sizeof(floating))
             for o in range(OUT):
                 dx_plane[index_plane[o]] += dy_plane[o]
+    for plane in range(planes):
+        if bad[plane]:
+            return int(bad_index[plane])
+    return None
 
 
 cdef inline Py_ssize_t _window(Py_ssize_t o, Py_ssize_t S, Py_ssize_t P, Py_ssize_t K,

@@ -6,7 +6,7 @@ import numpy as np
 from fastconv import _config, _pool
 from fastconv._geometry import (
     check_bool, check_gradient, check_input_shape, check_int, check_max_pool_indices,
-    check_norm_type, pool2d_geometry, pool2d_shape_geometry,
+    check_norm_type, max_pool_index_error, pool2d_geometry, pool2d_shape_geometry,
 )
 
 
@@ -108,13 +108,20 @@ def max_pool2d_backward(dy, indices, input_shape):
                          f"got shape {dy.shape}")
     dy4 = check_gradient(func, dy, None, shape[:2] + dy.shape[-2:], batched,
                          "input_shape's batch and channels")
-    indices = check_max_pool_indices(func, indices, dy, shape[2] * shape[3])
+    indices = check_max_pool_indices(func, indices, dy)
     indices = indices if batched else indices[np.newaxis]
-    dx = np.zeros(shape, dtype=dy4.dtype)
-    if dx.size and dy4.size:
-        _pool.max_pool2d_backward(np.ascontiguousarray(dy4), indices, dx,
-                                  _config.threads_for(dx.size + dy4.size))
+    if dy4.size == 0 or dx_size(shape) == 0:
+        return _unbatch(np.zeros(shape, dtype=dy4.dtype), batched)
+    dx = np.empty(shape, dtype=dy4.dtype)
+    bad = _pool.max_pool2d_backward(np.ascontiguousarray(dy4), indices, dx,
+                                    _config.threads_for(dx.size + dy4.size))
+    if bad is not None:
+        raise max_pool_index_error(func, bad, shape[2] * shape[3])
     return _unbatch(dx, batched)
+
+
+def dx_size(shape):
+    return shape[0] * shape[1] * shape[2] * shape[3]
 
 
 def _divisor_override(func, divisor_override):
