@@ -639,3 +639,83 @@ def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t R, Py_ssiz
     if base_tasks < MIN_TASKS:
         parts = min(N, (MIN_TASKS + base_tasks - 1) // base_tasks)
     return max(1, min(parts, (64 * 2**20) // max(1, dw_size * (4 if single else 8))))
+
+
+cdef inline void _backward_weight_tile(
+        const fc_kernel_table *kernels, Py_ssize_t rows, Py_ssize_t WO, const floating *dy,
+        Py_ssize_t dy_k_stride, Py_ssize_t dy_row_stride, const floating *x,
+        Py_ssize_t x_row_stride, const Py_ssize_t *tap_offset, floating *dw,
+        Py_ssize_t dw_k_stride, Py_ssize_t kt, Py_ssize_t tt) noexcept nogil:
+    if floating is float:
+        kernels.sbackward_weight_tile(rows, WO, dy, dy_k_stride, dy_row_stride, x, x_row_stride,
+                                      tap_offset, dw, dw_k_stride, kt, tt)
+    else:
+        kernels.dbackward_weight_tile(rows, WO, dy, dy_k_stride, dy_row_stride, x, x_row_stride,
+                                      tap_offset, dw, dw_k_stride, kt, tt)
+
+
+def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
+                                  const floating[:, :, :, ::1] x,
+                                  floating[:, :, :, :, ::1] dw_parts, Py_ssize_t groups,
+                                  Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                                  Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
+    """dw_parts[s] := the gradient of conv2d with respect to w over batch part s, with no
+    column matrix: register tiles of filters x taps take dot products of dy's rows with the
+    rows of the same padded, phase-split input band the direct forward reads.
+
+    A task is (batch part, group, range of filters); it owns those rows of dw_parts[s] and adds
+    its images, row blocks and tiles in a fixed order.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t KT = kernels.dw_kt, TT = kernels.dw_tt
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t parts = dw_parts.shape[0], K = dw_parts.shape[1], CG = dw_parts.shape[2]
+    cdef Py_ssize_t FH = dw_parts.shape[3], FW = dw_parts.shape[4]
+    cdef Py_ssize_t HO = dy.shape[2], WO = dy.shape[3], KG = K // groups, taps = CG * FH * FW
+    # Rows of the band are read in whole vectors: pad them to a multiple of the widest one.
+    cdef Py_ssize_t phase_len = (FW - 1) * DW // SW + (WO + 15) // 16 * 16
+    cdef Py_ssize_t row_len = SW * phase_len
+    cdef Py_ssize_t band_budget = DIRECT_BAND_BYTES // sizeof(floating) // (CG * row_len)
+    cdef Py_ssize_t rows_per_block = max(1, min(HO, (band_budget - (FH - 1) * DH - 1) // SH + 1))
+    cdef Py_ssize_t max_band_rows = (rows_per_block - 1) * SH + (FH - 1) * DH + 1
+    cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
+    cdef Py_ssize_t images_per_part = (N + parts - 1) // parts
+    cdef Py_ssize_t k_tiles = (KG + KT - 1) // KT
+    cdef Py_ssize_t tiles_per_range, k_ranges
+    tiles_per_range, k_ranges = _split_rows(k_tiles, parts * groups, 1)
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t[::1] tap_offset = np.array(
+        [(c * max_band_rows + fh * DH) * row_len + (fw * DW) % SW * phase_len + fw * DW // SW
+         for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+    cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
+                                           dtype=dtype)
+    cdef Py_ssize_t tasks = parts * groups * k_ranges
+    cdef Py_ssize_t t, part, g, kr, k_begin, k_end, n, rb, ho0, rows, kt0, kt, t0, tt, i, j
+    cdef floating *band
+    cdef floating *dw_block
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            kr = t % k_ranges
+            g = (t // k_ranges) % groups
+            part = t // (k_ranges * groups)
+            k_begin = kr * tiles_per_range * KT
+            k_end = min(KG, k_begin + tiles_per_range * KT)
+            dw_block = &dw_parts[part, g * KG + k_begin, 0, 0, 0]
+            memset(dw_block, 0, (k_end - k_begin) * taps * sizeof(floating))
+            band = &bands[threadid(), 0]
+            for n in range(part * images_per_part, min(N, (part + 1) * images_per_part)):
+                for rb in range(row_blocks):
+                    ho0 = rb * rows_per_block
+                    rows = min(rows_per_block, HO - ho0)
+                    _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW,
+                                SW, phase_len, band)
+                    for i in range((k_end - k_begin + KT - 1) // KT):
+                        kt0 = k_begin + i * KT
+                        kt = min(KT, k_end - kt0)
+                        for j in range((taps + TT - 1) // TT):
+                            t0 = j * TT
+                            tt = min(TT, taps - t0)
+                            _backward_weight_tile(
+                                kernels, rows, WO, &dy[n, g * KG + kt0, ho0, 0], HO * WO, WO,
+                                band, SH * row_len, &tap_offset[t0],
+                                dw_block + (kt0 - k_begin) * taps + t0, taps, kt, tt)

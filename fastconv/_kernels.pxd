@@ -33,6 +33,17 @@ cdef extern from "fastconv_kernels.h" nogil:
         const double *w, double *y0, double *y1, Py_ssize_t k_stride, Py_ssize_t kt,
         unsigned lanes0, unsigned lanes1) noexcept nogil
 
+    ctypedef void (*fc_sconv2d_backward_weight_tile_fn)(
+        Py_ssize_t rows, Py_ssize_t WO, const float *dy, Py_ssize_t dy_k_stride,
+        Py_ssize_t dy_row_stride, const float *x, Py_ssize_t x_row_stride,
+        const Py_ssize_t *tap_offset, float *dw, Py_ssize_t dw_k_stride, Py_ssize_t kt,
+        Py_ssize_t tt) noexcept nogil
+    ctypedef void (*fc_dconv2d_backward_weight_tile_fn)(
+        Py_ssize_t rows, Py_ssize_t WO, const double *dy, Py_ssize_t dy_k_stride,
+        Py_ssize_t dy_row_stride, const double *x, Py_ssize_t x_row_stride,
+        const Py_ssize_t *tap_offset, double *dw, Py_ssize_t dw_k_stride, Py_ssize_t kt,
+        Py_ssize_t tt) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -54,6 +65,10 @@ cdef extern from "fastconv_kernels.h" nogil:
         int ddirect_vw
         fc_dconv2d_direct_tile_fn ddirect_tile
         const char *ddirect_tile_name
+        int dw_kt
+        int dw_tt
+        fc_sconv2d_backward_weight_tile_fn sbackward_weight_tile
+        fc_dconv2d_backward_weight_tile_fn dbackward_weight_tile
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

@@ -112,6 +112,39 @@ FC_DECLARE_DIRECT_TILE(float, fc_sconv2d_direct_tile_14x32__avx512)
 FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_14x16__avx512)
 #undef FC_DECLARE_DIRECT_TILE
 
+/*
+ * Backward-weights register tile (all ISAs, both dtypes): KT filters x TT taps of dw, each the dot
+ * product of a filter's output-gradient rows with a tap's rows of the padded input band:
+ *
+ *     dw[k*dw_k_stride + t] += sum_{r < rows, wo < WO} dy[k*dy_k_stride + r*dy_row_stride + wo]
+ *                                                    * x[r*x_row_stride + tap_offset[t] + wo]
+ *
+ * for k < kt (<= KT) and t < tt (<= TT). dy rows are read only for k < kt; x rows may be read up
+ * to the next multiple of the vector width past WO (the band is padded for it). Per element of
+ * dw the sum is formed in a fixed order from zero and then added, whichever thread runs it.
+ */
+typedef void (*fc_sconv2d_backward_weight_tile_fn)(
+    ptrdiff_t rows, ptrdiff_t WO, const float *dy, ptrdiff_t dy_k_stride, ptrdiff_t dy_row_stride,
+    const float *x, ptrdiff_t x_row_stride, const ptrdiff_t *tap_offset, float *dw,
+    ptrdiff_t dw_k_stride, ptrdiff_t kt, ptrdiff_t tt);
+typedef void (*fc_dconv2d_backward_weight_tile_fn)(
+    ptrdiff_t rows, ptrdiff_t WO, const double *dy, ptrdiff_t dy_k_stride,
+    ptrdiff_t dy_row_stride, const double *x, ptrdiff_t x_row_stride, const ptrdiff_t *tap_offset,
+    double *dw, ptrdiff_t dw_k_stride, ptrdiff_t kt, ptrdiff_t tt);
+
+#define FC_DECLARE_BACKWARD_WEIGHT_TILE(T, NAME)                                                \
+    void NAME(ptrdiff_t rows, ptrdiff_t WO, const T *dy, ptrdiff_t dy_k_stride,                \
+              ptrdiff_t dy_row_stride, const T *x, ptrdiff_t x_row_stride,                     \
+              const ptrdiff_t *tap_offset, T *dw, ptrdiff_t dw_k_stride, ptrdiff_t kt,         \
+              ptrdiff_t tt);
+FC_DECLARE_BACKWARD_WEIGHT_TILE(float, fc_sconv2d_backward_weight_tile_2x4__generic)
+FC_DECLARE_BACKWARD_WEIGHT_TILE(double, fc_dconv2d_backward_weight_tile_2x4__generic)
+FC_DECLARE_BACKWARD_WEIGHT_TILE(float, fc_sconv2d_backward_weight_tile_2x4__avx2)
+FC_DECLARE_BACKWARD_WEIGHT_TILE(double, fc_dconv2d_backward_weight_tile_2x4__avx2)
+FC_DECLARE_BACKWARD_WEIGHT_TILE(float, fc_sconv2d_backward_weight_tile_4x6__avx512)
+FC_DECLARE_BACKWARD_WEIGHT_TILE(double, fc_dconv2d_backward_weight_tile_4x6__avx512)
+#undef FC_DECLARE_BACKWARD_WEIGHT_TILE
+
 /* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
 #define FC_GEMM_MAX_TILE 448
 
@@ -132,6 +165,9 @@ typedef struct {
     int ddirect_kt, ddirect_vw;
     fc_dconv2d_direct_tile_fn ddirect_tile;
     const char *ddirect_tile_name;
+    int dw_kt, dw_tt;
+    fc_sconv2d_backward_weight_tile_fn sbackward_weight_tile;
+    fc_dconv2d_backward_weight_tile_fn dbackward_weight_tile;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */
