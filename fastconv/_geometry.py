@@ -44,9 +44,12 @@ def check_int(func, name, value, minimum):
 
 
 def check_pair(func, name, value, minimum):
-    """An int, or a pair of ints for (height, width), each >= minimum; returns a tuple."""
+    """An int, or a pair of ints for (height, width), each >= minimum; returns a tuple. A
+    one-element sequence stands for both, as in PyTorch."""
     if isinstance(value, (tuple, list, np.ndarray)):
         items = list(value.ravel()) if isinstance(value, np.ndarray) else list(value)
+        if len(items) == 1:
+            items = items * 2
         if len(items) != 2:
             raise ValueError(
                 f"{func}: {name} must be an int or a pair of ints, got {_describe(value)}")
@@ -372,7 +375,11 @@ def check_pool_parameters(func, kernel_size, stride, padding, dilation, ceil_mod
     """Pooling parameters as pairs: stride None means kernel_size, and padding must be at most
     half the kernel (PyTorch's rule). Returns (kernel_size, stride, padding, dilation, ceil_mode)."""
     kernel_size = check_pair(func, "kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None else check_pair(func, "stride", stride, 1)
+    # PyTorch takes an empty stride, like None, to mean the kernel size.
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel_size
+    else:
+        stride = check_pair(func, "stride", stride, 1)
     padding = check_pair(func, "padding", padding, 0)
     dilation = check_pair(func, "dilation", dilation, 1)
     ceil_mode = check_bool(func, "ceil_mode", ceil_mode)

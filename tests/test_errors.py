@@ -126,11 +126,18 @@ def test_padding_same_with_stride_above_one_is_a_value_error(stride, shown):
 
 
 @pytest.mark.parametrize("name", ["stride", "padding", "dilation"])
-@pytest.mark.parametrize("value, shown", [((1, 2, 3), "(1, 2, 3)"), ((1,), "(1,)"),
+@pytest.mark.parametrize("value, shown", [((1, 2, 3), "(1, 2, 3)"),
                                           ((), "()"), ([1, 1, 1], "[1, 1, 1]")])
 def test_pair_of_wrong_length_is_a_value_error(name, value, shown):
     with raises(ValueError, f"conv2d: {name} must be an int or a pair of ints", f"got {shown}"):
         conv2d(X, W, **{name: value})
+
+
+@pytest.mark.parametrize("name, value", [("stride", 2), ("padding", 1), ("dilation", 2)])
+def test_one_element_sequence_means_both_axes_as_in_pytorch(name, value):
+    expected = conv2d(X, W, **{name: value})
+    for sequence in ((value,), [value], np.array([value])):
+        np.testing.assert_array_equal(conv2d(X, W, **{name: sequence}), expected)
 
 
 # ---------------------------------------------------------------------------------------------

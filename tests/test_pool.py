@@ -951,3 +951,12 @@ def test_max_pool_backward_refuses_dy_not_matching_input_shape():
     with raises(TypeError, "max_pool2d_backward: dy must be a float32 or float64 array",
                 "got dtype int64"):
         max_pool2d_backward(DY.astype(np.int64), indices, X.shape)
+
+
+def test_empty_stride_means_kernel_size_and_one_element_sequences_both_axes():
+    # PyTorch's conventions for max_pool2d/avg_pool2d arguments.
+    x = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
+    expected = max_pool2d(x, 2)
+    np.testing.assert_array_equal(max_pool2d(x, (2,), stride=()), expected)
+    np.testing.assert_array_equal(max_pool2d(x, [2], stride=[]), expected)
+    np.testing.assert_array_equal(avg_pool2d(x, (2,), stride=(2,)), avg_pool2d(x, 2))
