@@ -32,6 +32,7 @@ cdef enum:
     # A thread's input band for the register-tiled direct kernel; with a tile's filters it stays
     # in a 1 MiB L2.
     DIRECT_BAND_BYTES = 262144
+    DIRECT_L1_BAND_BYTES = 16384
     # GEMM cache blocking: reduction length per packed panel, micro-panels per packed block. With
     # the largest micro-kernel (14x32 floats) a thread's packed blocks take ~380 KB: they stay in L2.
     GEMM_KC = 256
@@ -348,6 +349,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t max_band_rows = (rows_per_block - 1) * SH + (FH - 1) * DH + 1
     cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
     cdef Py_ssize_t k_blocks = (KG + KT - 1) // KT
+    # Channels whose band rows fit in half of a 32 KiB L1 (the tile's filters take the rest).
+    cdef Py_ssize_t channels_per_block = max(
+        1, DIRECT_L1_BAND_BYTES // sizeof(floating) // (max_band_rows * row_len))
     cdef Py_ssize_t blocks_per_part, k_parts
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
     dtype = np.float32 if floating is float else np.float64
@@ -361,7 +365,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                                            dtype=dtype)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
     cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1
-    cdef Py_ssize_t wo0, wo1
+    cdef Py_ssize_t wo0, wo1, cb, c0, block_taps
     cdef floating *band
     cdef floating *y_tile
     cdef unsigned lanes0, lanes1
@@ -383,24 +387,32 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                         phase_len, band)
             for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
                 kt = min(KT, KG - kb * KT)
-                y_tile = &y[n, g * KG + kb * KT, 0, 0]
-                _fill_rows(y_tile + ho0 * WO, kt, HO * WO, rows * WO, &bias[0], has_bias,
-                           g * KG + kb * KT)
-                vectors = rows * row_vectors
-                for pair in range((vectors + 1) // 2):
-                    v0 = 2 * pair
-                    v1 = min(v0 + 1, vectors - 1)
-                    wo0 = v0 % row_vectors * VW
-                    wo1 = v1 % row_vectors * VW
-                    lanes0 = (1u << min(VW, WO - wo0)) - 1
-                    lanes1 = (1u << min(VW, WO - wo1)) - 1 if v1 != v0 else 0
-                    _direct_tile(kernels, taps, &tap_offset[0],
-                                 band + v0 // row_vectors * SH * row_len + wo0,
-                                 band + v1 // row_vectors * SH * row_len + wo1,
-                                 &packed[g * k_blocks + kb, 0],
-                                 y_tile + (ho0 + v0 // row_vectors) * WO + wo0,
-                                 y_tile + (ho0 + v1 // row_vectors) * WO + wo1,
-                                 HO * WO, kt, lanes0, lanes1)
+                _fill_rows(&y[n, g * KG + kb * KT, ho0, 0], kt, HO * WO, rows * WO, &bias[0],
+                           has_bias, g * KG + kb * KT)
+            # Channel blocks outermost: a block's band rows and a tile's filters for it stay in
+            # L1 while every tile of the block runs; the tiles add their part into y.
+            for cb in range((CG + channels_per_block - 1) // channels_per_block):
+                c0 = cb * channels_per_block
+                block_taps = min(channels_per_block, CG - c0) * FH * FW
+                for kb in range(kp * blocks_per_part,
+                                min(k_blocks, (kp + 1) * blocks_per_part)):
+                    kt = min(KT, KG - kb * KT)
+                    y_tile = &y[n, g * KG + kb * KT, 0, 0]
+                    vectors = rows * row_vectors
+                    for pair in range((vectors + 1) // 2):
+                        v0 = 2 * pair
+                        v1 = min(v0 + 1, vectors - 1)
+                        wo0 = v0 % row_vectors * VW
+                        wo1 = v1 % row_vectors * VW
+                        lanes0 = (1u << min(VW, WO - wo0)) - 1
+                        lanes1 = (1u << min(VW, WO - wo1)) - 1 if v1 != v0 else 0
+                        _direct_tile(kernels, block_taps, &tap_offset[c0 * FH * FW],
+                                     band + v0 // row_vectors * SH * row_len + wo0,
+                                     band + v1 // row_vectors * SH * row_len + wo1,
+                                     &packed[g * k_blocks + kb, c0 * FH * FW * KT],
+                                     y_tile + (ho0 + v0 // row_vectors) * WO + wo0,
+                                     y_tile + (ho0 + v1 // row_vectors) * WO + wo1,
+                                     HO * WO, kt, lanes0, lanes1)
 
 
 cdef void _conv2d_direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
