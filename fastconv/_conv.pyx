@@ -259,6 +259,35 @@ def _split_rows(Py_ssize_t rows, Py_ssize_t base_tasks, Py_ssize_t MR):
     return per_task, (rows + per_task - 1) // per_task
 
 
+cdef struct BandLayout:
+    # A per-thread input band: band_rows input rows (for rows_per_block output rows) of every
+    # channel, each row_len = SW * phase_len long, split into SW column phases.
+    Py_ssize_t phase_len, row_len, rows_per_block, band_rows
+
+
+cdef BandLayout _band_layout(Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t HO,
+                             Py_ssize_t read_width, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t DH,
+                             Py_ssize_t DW, Py_ssize_t itemsize):
+    """The band for kernels that read read_width consecutive outputs' pixels of each tap: a tap
+    starts (fw*DW)//SW into its phase, and as many output rows as fit DIRECT_BAND_BYTES."""
+    cdef BandLayout band
+    band.phase_len = (FW - 1) * DW // SW + read_width
+    band.row_len = SW * band.phase_len
+    cdef Py_ssize_t budget_rows = DIRECT_BAND_BYTES // itemsize // (CG * band.row_len)
+    band.rows_per_block = max(1, min(HO, (budget_rows - (FH - 1) * DH - 1) // SH + 1))
+    band.band_rows = (band.rows_per_block - 1) * SH + (FH - 1) * DH + 1
+    return band
+
+
+def _tap_offsets(BandLayout band, Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t SW,
+                 Py_ssize_t DH, Py_ssize_t DW):
+    """Band offset of every tap (c, fh, fw) for the first output row and column: the channel's
+    rows, the tap's input row, then the phase and position of its column."""
+    return np.array([(c * band.band_rows + fh * DH) * band.row_len
+                     + (fw * DW) % SW * band.phase_len + fw * DW // SW
+                     for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+
+
 cdef void _build_band(const floating *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                       Py_ssize_t first_row, Py_ssize_t band_rows, Py_ssize_t PH, Py_ssize_t PW,
                       Py_ssize_t SW, Py_ssize_t phase_len, floating *band) noexcept nogil:
@@ -341,12 +370,11 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
     cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
     cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW
-    # Each tap reads row_vectors*VW pixels from offset (fw*DW)//SW of its phase.
-    cdef Py_ssize_t phase_len = (FW - 1) * DW // SW + row_vectors * VW
-    cdef Py_ssize_t row_len = SW * phase_len
-    cdef Py_ssize_t band_budget = DIRECT_BAND_BYTES // sizeof(floating) // (CG * row_len)
-    cdef Py_ssize_t rows_per_block = max(1, min(HO, (band_budget - (FH - 1) * DH - 1) // SH + 1))
-    cdef Py_ssize_t max_band_rows = (rows_per_block - 1) * SH + (FH - 1) * DH + 1
+    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, row_vectors * VW, SH, SW, DH, DW,
+                                               sizeof(floating))
+    cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
+    cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
+    cdef Py_ssize_t max_band_rows = band_layout.band_rows
     cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
     cdef Py_ssize_t k_blocks = (KG + KT - 1) // KT
     # Channels whose band rows fit in half of a 32 KiB L1 (the tile's filters take the rest).
@@ -356,11 +384,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
-    # Band offset of tap (c, fh, fw) for the first output row and column: channel plane, input
-    # row, then the phase and position of the tap's column.
-    cdef Py_ssize_t[::1] tap_offset = np.array(
-        [(c * max_band_rows + fh * DH) * row_len + (fw * DW) % SW * phase_len + fw * DW // SW
-         for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
     cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
                                            dtype=dtype)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
@@ -685,20 +709,18 @@ def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t FH = dw_parts.shape[3], FW = dw_parts.shape[4]
     cdef Py_ssize_t HO = dy.shape[2], WO = dy.shape[3], KG = K // groups, taps = CG * FH * FW
     # Rows of the band are read in whole vectors: pad them to a multiple of the widest one.
-    cdef Py_ssize_t phase_len = (FW - 1) * DW // SW + (WO + 15) // 16 * 16
-    cdef Py_ssize_t row_len = SW * phase_len
-    cdef Py_ssize_t band_budget = DIRECT_BAND_BYTES // sizeof(floating) // (CG * row_len)
-    cdef Py_ssize_t rows_per_block = max(1, min(HO, (band_budget - (FH - 1) * DH - 1) // SH + 1))
-    cdef Py_ssize_t max_band_rows = (rows_per_block - 1) * SH + (FH - 1) * DH + 1
+    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, (WO + 15) // 16 * 16, SH, SW, DH,
+                                               DW, sizeof(floating))
+    cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
+    cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
+    cdef Py_ssize_t max_band_rows = band_layout.band_rows
     cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
     cdef Py_ssize_t images_per_part = (N + parts - 1) // parts
     cdef Py_ssize_t k_tiles = (KG + KT - 1) // KT
     cdef Py_ssize_t tiles_per_range, k_ranges
     tiles_per_range, k_ranges = _split_rows(k_tiles, parts * groups, 1)
     dtype = np.float32 if floating is float else np.float64
-    cdef Py_ssize_t[::1] tap_offset = np.array(
-        [(c * max_band_rows + fh * DH) * row_len + (fw * DW) % SW * phase_len + fw * DW // SW
-         for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
     cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
                                            dtype=dtype)
     cdef Py_ssize_t tasks = parts * groups * k_ranges
