@@ -1,7 +1,9 @@
-"""asv benchmarks of `fastconv.conv2d` forward on the standard layer shapes.
+"""asv benchmarks of `fastconv.conv2d` forward and backward on the standard layer shapes.
 
 The shapes are `fastconv.bench_cases.CONV` (the project's shared workload). `Conv2d` times every
 case x algorithm x thread count and tracks the same runs as GFLOP/s (a multiply-add counted as 2
+FLOPs); `Conv2dBackward` does the same for the two gradients, each computed alone (dx: the
+gradient with respect to the input, dw: with respect to the filters; each counts the forward's
 FLOPs); `Conv2dPeakMemory` records the process's peak memory at two batch sizes, to show that the
 im2col workspace does not grow with the batch: only the input and output do.
 
@@ -15,7 +17,7 @@ import time
 import numpy as np
 
 import fastconv
-from fastconv.bench_cases import CONV, conv_flops
+from fastconv.bench_cases import CONV, conv_flops, conv_output_shape
 
 ALGORITHMS = ["direct", "im2col"]
 THREADS = [1, 2]
@@ -28,16 +30,46 @@ def with_batch(case, batch):
     return (batch,) + tuple(case[1:])
 
 
+# Arrays are filled by repeating a block of this many random values: the speed of a
+# convolution does not depend on the values, and drawing fc_as_conv7's 103 M filter values took
+# 2.5 s in every benchmark process (asv forks one per benchmark and parameter set).
+RANDOM_BLOCK = 2**20
+
+
+def random_array(rng, shape):
+    """float32 standard-normal values of `shape`: a block of RANDOM_BLOCK draws, repeated."""
+    size = int(np.prod(shape))
+    return np.resize(rng.standard_normal(min(size, RANDOM_BLOCK), dtype=np.float32), shape)
+
+
 @functools.lru_cache(maxsize=2)
 def make_arrays(case):
     """Input and filters of a `CONV` case: float32 NCHW, fixed seed, filters scaled by
     1/sqrt(fan-in) so the outputs stay O(1)."""
     N, C, H, W, K, F, S, P, D = case
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
-    w = rng.standard_normal((K, C, F, F), dtype=np.float32)
+    x = random_array(rng, (N, C, H, W))
+    w = random_array(rng, (K, C, F, F))
     w *= np.float32(1.0 / np.sqrt(C * F * F))
     return x, w
+
+
+@functools.lru_cache(maxsize=2)
+def make_output_gradient(case):
+    """dy of a `CONV` case: float32, the forward output's shape, fixed seed."""
+    return random_array(np.random.default_rng(1), conv_output_shape(case))
+
+
+def median_rate(call, work, min_calls=3, min_seconds=0.2, max_seconds=1.0):
+    """work / median time of timed calls after one untimed call: >= `min_calls` calls lasting
+    >= `min_seconds` in all, or fewer (at least one) once they last `max_seconds`."""
+    call()
+    times = []
+    while (len(times) < min_calls or sum(times) < min_seconds) and sum(times) < max_seconds:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return work / statistics.median(times)
 
 
 def run_conv2d(case, x, w, algorithm):
@@ -65,16 +97,56 @@ class Conv2d:
         run_conv2d(self.case, self.x, self.w, algorithm)
 
     def track_gflops_conv2d(self, case, algorithm, threads):
-        """Median GFLOP/s over >= 3 timed calls and >= 0.2 s, after one untimed call."""
-        run_conv2d(self.case, self.x, self.w, algorithm)
-        times = []
-        while len(times) < 3 or sum(times) < 0.2:
-            start = time.perf_counter()
-            run_conv2d(self.case, self.x, self.w, algorithm)
-            times.append(time.perf_counter() - start)
-        return conv_flops(self.case) / statistics.median(times) / 1e9
+        """Median GFLOP/s of timed calls after an untimed one (see `median_rate`)."""
+        return median_rate(lambda: run_conv2d(self.case, self.x, self.w, algorithm),
+                           conv_flops(self.case)) / 1e9
 
     track_gflops_conv2d.unit = "GFLOP/s"
+
+
+class Conv2dBackward:
+    """conv2d backward, dx and dw each computed alone (the two halves of
+    `fastconv.conv2d_backward`, through the internal drivers it calls): time per call, and the
+    same as GFLOP/s (each gradient counts the forward's FLOPs)."""
+
+    params = (list(CONV), THREADS)
+    param_names = ["case", "threads"]
+    timeout = 180
+
+    def setup(self, case, threads):
+        try:
+            from fastconv._geometry import conv2d_backward_geometry
+            from fastconv.conv import _backward_input, _backward_weight
+        except ImportError:
+            raise NotImplementedError("this fastconv has no separate dx / dw drivers") from None
+        self.case = CONV[case]
+        N, C, H, W, K, F, S, P, D = self.case
+        x, w = make_arrays(self.case)
+        dy = make_output_gradient(self.case)
+        dy, x, w, geometry, _ = conv2d_backward_geometry("conv2d_backward", dy, x, w, S, P, D, 1)
+        self.backward_input = lambda: _backward_input(dy, w, geometry)
+        self.backward_weight = lambda: _backward_weight(dy, x, geometry)
+        fastconv.set_num_threads(threads)
+
+    def teardown(self, case, threads):
+        fastconv.set_num_threads(None)
+
+    def time_backward_input(self, case, threads):
+        self.backward_input()
+
+    def time_backward_weight(self, case, threads):
+        self.backward_weight()
+
+    def track_gflops_backward_input(self, case, threads):
+        """Median GFLOP/s of timed calls after an untimed one (see `median_rate`)."""
+        return median_rate(self.backward_input, conv_flops(self.case)) / 1e9
+
+    def track_gflops_backward_weight(self, case, threads):
+        """Median GFLOP/s of timed calls after an untimed one (see `median_rate`)."""
+        return median_rate(self.backward_weight, conv_flops(self.case)) / 1e9
+
+    track_gflops_backward_input.unit = "GFLOP/s"
+    track_gflops_backward_weight.unit = "GFLOP/s"
 
 
 class Conv2dPeakMemory:

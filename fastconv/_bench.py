@@ -1,14 +1,25 @@
-"""``python -m fastconv bench``: fastconv's conv2d algorithms beside a NumPy im2col reference.
+"""``python -m fastconv bench``: fastconv beside PyTorch, ONNX Runtime and NumPy on the standard
+suite.
 
-For each standard layer shape (`fastconv.bench_cases.CONV`) and thread count it times every
-fastconv algorithm and the NumPy reference in this one process, alternating between them run by
-run (the order rotates each round), and prints a markdown table of median GFLOP/s, the ratio of
-each fastconv time to the NumPy time, and the algorithm ``algorithm="auto"`` picks. Progress goes
-to stderr, the table to stdout. The NumPy reference's BLAS is limited to the same thread count with
-threadpoolctl when it is installed; the header says when it is not.
+For each standard case (`fastconv.bench_cases.CONV` and `POOL`), operation (conv forward, dx, dw;
+max pooling forward with and without indices, backward) and thread count it times fastconv and
+every reference that implements the operation in this one process, alternating between them run
+by run (the order rotates each round), after one untimed call of each whose results are checked
+against each other. It prints a markdown table: median times, their ratios (fastconv / reference:
+< 1 means fastconv is faster), fastconv's GFLOP/s (conv; a gradient counts the forward's FLOPs)
+or GB/s (pooling: bytes read + written), and its % of a peak the command measures itself
+(`fastconv._bench_peak`: a BLAS GEMM's best rate for conv, a memory copy's for pooling); then
+the geometric mean of the time ratios per thread count and the worst row, and optionally a chart
+(``--plot``). Progress goes to stderr. Exit status 1 if any result disagreed with a reference.
+
+References: NumPy (conv forward only: im2col + one matmul, its BLAS limited to T threads with
+threadpoolctl when installed) always; PyTorch and ONNX Runtime with ``--compare``, each skipped
+with a note when it is not installed. The operations themselves are in `fastconv._bench_impls`.
 """
 import argparse
 import contextlib
+import importlib.util
+import math
 import os
 import platform
 import statistics
@@ -16,61 +27,29 @@ import sys
 import time
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 import fastconv
-from fastconv import _config, _runtime
-from fastconv.bench_cases import CONV, conv_flops, conv_output_shape
+from fastconv import _bench_impls as impls
+from fastconv import _bench_peak, _config, _runtime
+from fastconv._bench_impls import TOLERANCE
+from fastconv.bench_cases import CONV, POOL
 
-ALGORITHMS = ("direct", "im2col")
-REFERENCE = "numpy"
-# A fastconv result further than this from the NumPy result, relative to the largest output,
-# marks the row MISMATCH and makes the command exit 1 (float32 sums of up to 25088 products
-# differ by ~1e-6 between summation orders).
-TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-# The machine may be shared: a case during which other processes used more CPU than this is
-# measured again (--retries) and flagged C if it stays so; a T >= 2 case whose process used
+# The machine may be shared: a row during which other processes used more CPU than this is
+# measured again (--retries) and flagged C if it stays so; a T >= 2 row whose process used
 # fewer CPUs than this is flagged U (the threads did not all run).
 FOREIGN_CPU_LIMIT = 0.15
 OWN_CPU_MIN_PARALLEL = 1.3
+# Seconds of each peak measurement (at the start and, except with --quick, at the end of each
+# thread count's rows; the higher figure counts).
+PEAK_SECONDS = {"gemm": 0.6, "copy": 0.3}
+QUICK_PEAK_SECONDS = {"gemm": 0.03, "copy": 0.01}
+BIG_3X3 = ("vgg_conv1_2", "vgg_conv3_2", "vgg_conv5_2")
+LABELS = {"fastconv": "ours", "numpy": "NumPy", "torch": "PyTorch", "onnxruntime": "ORT"}
 
 
-def numpy_conv2d_im2col(x, w, stride, padding, dilation):
-    """conv2d (cross-correlation, NCHW) in plain NumPy: an im2col matrix built from a strided
-    window view, multiplied with the filters by one BLAS GEMM.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W)
-    w : ndarray, shape (K, C, F, F)
-    stride, padding, dilation : int
-
-    Returns
-    -------
-    y : ndarray, shape (N, K, HO, WO), C-contiguous, dtype of `x`.
-    """
-    K, C, F, _ = w.shape
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    extent = dilation * (F - 1) + 1
-    windows = sliding_window_view(x, (extent, extent), axis=(2, 3))
-    windows = windows[:, :, ::stride, ::stride, ::dilation, ::dilation]  # N, C, HO, WO, F, F
-    N, _, HO, WO = windows.shape[:4]
-    # (C*F*F, N*HO*WO) with the reduction axis first: of the layouts tried, filters @ columns
-    # in this order was the fastest GEMM on every standard case.
-    columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(C * F * F, -1)
-    y = w.reshape(K, -1) @ columns
-    return np.ascontiguousarray(y.reshape(K, N, HO, WO).transpose(1, 0, 2, 3))
-
-
-def quick_case(case):
-    """A tiny version of `case` for smoke runs: N=1, at most 16 channels and filters, at most
-    32x32 pixels (never less than the dilated kernel); stride, padding and dilation kept."""
-    N, C, H, W, K, F, S, P, D = case
-    extent = D * (F - 1) + 1
-    return (1, min(C, 16), max(min(H, 32), extent), max(min(W, 32), extent), min(K, 16),
-            F, S, P, D)
+# ---------------------------------------------------------------------------------------------
+# Machine state
 
 
 def _cpu_model():
@@ -89,6 +68,10 @@ def _usable_cpus():
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _load_average():
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def _busy_cpu_seconds():
@@ -143,41 +126,8 @@ def _blas_limiter():
     return limit, f"{described}, limited to T threads with threadpoolctl"
 
 
-def _header(args, blas_description, quick):
-    usable, logical = _usable_cpus(), os.cpu_count()
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    lines = [
-        "# fastconv bench: conv2d forward",
-        "",
-        f"Machine: {_cpu_model()}, {usable} usable CPUs ({logical} logical); "
-        f"threads T = {', '.join(map(str, args.threads))}; numpy {np.__version__}; "
-        f"fastconv {fastconv.__version__}, ISA {fastconv.get_isa()}, "
-        f"OpenMP {'on' if _runtime.openmp_enabled() else 'off (T>1 runs serially)'}; "
-        f"Python {platform.python_version()}; load average at start {load}.",
-        f"NumPy reference: im2col via sliding_window_view + one matmul ({args.dtype}); "
-        f"its BLAS: {blas_description}.",
-    ]
-    set_variables = [f"{name}={os.environ[name]}" for name in OPENBLAS_VARIABLES
-                     if name in os.environ]
-    if set_variables:
-        lines.append(f"Note: {', '.join(set_variables)} set in the environment: these slow "
-                     f"NumPy's OpenBLAS on this kind of machine; left as they are.")
-    else:
-        lines.append(f"{' and '.join(OPENBLAS_VARIABLES)}: not set.")
-    if quick:
-        lines.append("QUICK run: shapes shrunk (N=1, <=16 channels and filters, <=32x32) and one "
-                     "timed run each: a smoke test, the figures mean nothing.")
-    else:
-        lines.append(f"Timing: one untimed call each (checked against NumPy), then rounds "
-                     f"alternating the implementations (rotating order) until each has >= "
-                     f"{args.repeat} runs and >= {args.min_time:g} s, or >= "
-                     f"{min(args.repeat, 3)} runs and >= {args.max_time:g} s; medians.")
-    lines.append("'A / NumPy time' = median fastconv time / median NumPy time (< 1: fastconv "
-                 "faster). 'CPU own / other' = CPUs used by this process / by all other "
-                 f"processes during the timed runs of the case. Flags: C = other processes used "
-                 f"> {FOREIGN_CPU_LIMIT} CPUs (after {args.retries} retries; the figures are "
-                 f"suspect), U = T >= 2 but this process used < {OWN_CPU_MIN_PARALLEL} CPUs.")
-    return "\n".join(lines)
+# ---------------------------------------------------------------------------------------------
+# Measuring
 
 
 def _measure(functions, repeat, min_time, max_time):
@@ -202,44 +152,98 @@ def _measure(functions, repeat, min_time, max_time):
     return times
 
 
-def _run_case(name, case, threads, algorithms, dtype, args, rng):
-    N, C, H, W, K, F, S, P, D = case
-    x = rng.standard_normal((N, C, H, W), dtype=np.float64).astype(dtype)
-    w = (rng.standard_normal((K, C, F, F), dtype=np.float64) / np.sqrt(C * F * F)).astype(dtype)
-
-    def fastconv_call(algorithm):
-        return lambda: fastconv.conv2d(x, w, stride=S, padding=P, dilation=D, algorithm=algorithm)
-
-    functions = {algorithm: fastconv_call(algorithm) for algorithm in algorithms}
-    functions[REFERENCE] = lambda: numpy_conv2d_im2col(x, w, S, P, D)
-
-    # The first call of each doubles as its warm-up and as a check that all agree.
-    reference = functions[REFERENCE]()
-    scale = float(np.max(np.abs(reference))) or 1.0
-    error = 0.0
-    for algorithm in algorithms:
-        y = functions[algorithm]()
-        if y.shape != conv_output_shape(case):
-            error = float("inf")
+def _row_specs(args):
+    """(case, op, algorithm) of every row, in table order; algorithm is None except for conv
+    forward rows."""
+    specs = []
+    ops = [op for group in args.ops for op in impls.OP_GROUPS[group]]
+    for name in args.cases:
+        if name in CONV:
+            for op in impls.CONV_OPS:
+                if op not in ops:
+                    continue
+                for algorithm in (args.algorithms if op == "fwd" else [None]):
+                    specs.append((name, op, algorithm))
         else:
-            error = max(error, float(np.max(np.abs(y - reference))) / scale)
-    del reference
-    fastconv.conv2d(x, w, stride=S, padding=P, dilation=D, algorithm="auto")
-    auto = fastconv.last_algorithm()
+            specs.extend((name, op, None) for op in impls.POOL_OPS if op in ops)
+    return specs
 
+
+def _op_label(op, algorithm):
+    return op if algorithm in (None, "auto") else f"{op}[{algorithm}]"
+
+
+def _blas_pause(args, threads):
+    """Wait for NumPy's BLAS threads to go idle (see _bench_peak.BLAS_IDLE_SECONDS) when it may
+    have run several: T >= 2, or its threads not limited. Not in quick runs."""
+    if not args.quick and (threads > 1 or not args.blas_limited):
+        time.sleep(_bench_peak.BLAS_IDLE_SECONDS)
+
+
+def _prepare_row(spec, data, threads, references, args):
+    """The timed functions of one row, their untimed first calls checked against each other.
+    Returns (functions, error, checked_against, auto algorithm or None)."""
+    name, op, algorithm = spec
+    ours = impls.fastconv_timed(op, data, algorithm or "auto")
+    timed = {"fastconv": ours}
+    for reference in references:
+        if op in reference.ops:
+            made = reference.timed(op, data, threads)
+            if made is not None:
+                timed[reference.name] = made
+    if op == "fwd":  # last: its BLAS threads spin on after it returns
+        timed["numpy"] = impls.numpy_fwd_timed(data)
+    ours_arrays = ours.arrays(ours.call())
+    auto = fastconv.last_algorithm() if op == "fwd" and algorithm == "auto" else None
+    error, checked = 0.0, []
+    for impl, made in timed.items():
+        if impl == "fastconv":
+            continue
+        error = max(error, impls.relative_error(ours_arrays, made.arrays(made.call())))
+        checked.append(LABELS[impl])
+    if not checked:  # no reference runs this operation: check against NumPy, untimed
+        error = impls.relative_error(ours_arrays, impls.numpy_check(op, data))
+        checked.append("np")
+    del ours_arrays
+    if "numpy" in timed or "np" in checked:
+        _blas_pause(args, threads)
+    return {impl: made.call for impl, made in timed.items()}, error, checked, auto
+
+
+def _measure_row(spec, data, threads, functions, args):
+    name, op, algorithm = spec
+    # NumPy runs in a block of its own after the others, and they wait for its BLAS threads to
+    # go idle (see _bench_peak.BLAS_IDLE_SECONDS): alternating with it slowed everything else.
+    alternating = {impl: call for impl, call in functions.items() if impl != "numpy"}
     with _CpuMeter() as meter:
-        times = _measure(functions, args.repeat, args.min_time, args.max_time)
-    flops = conv_flops(case)
+        times = _measure(alternating, args.repeat, args.min_time, args.max_time)
+        if "numpy" in functions:
+            times.update(_measure({"numpy": functions["numpy"]}, args.repeat, args.min_time,
+                                  args.max_time))
+    if "numpy" in functions:
+        _blas_pause(args, threads)
     medians = {impl: statistics.median(runs) for impl, runs in times.items()}
     return {
-        "case": name, "threads": threads, "gflop": flops / 1e9, "auto": auto,
-        "gflops": {impl: flops / t / 1e9 for impl, t in medians.items()},
-        "ratio": {a: medians[a] / medians[REFERENCE] for a in algorithms},
-        "runs": {impl: len(runs) for impl, runs in times.items()},
+        "case": name, "op": op, "algorithm": algorithm, "label": _op_label(op, algorithm),
+        "kind": data.kind, "threads": threads, "shape": data.case,
+        "work": data.flops if data.kind == "conv" else impls.pool_bytes(data.case, op),
+        "bytes": (impls.conv_bytes(data.case) if data.kind == "conv"
+                  else impls.pool_bytes(data.case, op)),
+        "medians": medians, "runs": {impl: len(runs) for impl, runs in times.items()},
         "seconds": sum(sum(runs) for runs in times.values()),
-        "error": error, "ok": error <= TOLERANCE[dtype],
         "own_cpu": meter.own, "foreign_cpu": meter.foreign,
     }
+
+
+def _rate(row, impl="fastconv"):
+    """GFLOP/s (conv) or GB/s (pooling) of one implementation in a row."""
+    return row["work"] / row["medians"][impl] / 1e9
+
+
+def _ratio(row, reference):
+    if reference not in row["medians"]:
+        return None
+    return row["medians"]["fastconv"] / row["medians"][reference]
 
 
 def _flags(row):
@@ -251,8 +255,37 @@ def _flags(row):
     return flags
 
 
+def _measure_peaks(threads, args, limit_blas, torch_module, peaks):
+    """Measure the compute and memory ceilings at `threads` threads into peaks[threads], keeping
+    the higher of this and any earlier figure."""
+    seconds = QUICK_PEAK_SECONDS if args.quick else PEAK_SECONDS
+    idle = 0.0 if args.quick else _bench_peak.BLAS_IDLE_SECONDS
+    gemm = _bench_peak.gemm_peak(seconds["gemm"], limit_blas, threads, torch_module, idle)
+    _blas_pause(args, threads)
+    copy = _bench_peak.copy_bandwidth(seconds["copy"], threads, args.quick)
+    entry = peaks.setdefault(threads, {"gemm": {}, "copy": 0.0})
+    for source, rate in gemm.items():
+        entry["gemm"][source] = max(entry["gemm"].get(source, 0.0), rate)
+    entry["copy"] = max(entry["copy"], copy)
+    entry["compute"] = max(entry["gemm"].values())
+
+
+def _peak_percent(row, peaks):
+    entry = peaks.get(row["threads"])
+    if not entry:
+        return None
+    ceiling = entry["compute"] if row["kind"] == "conv" else entry["copy"]
+    return 100.0 * _rate(row) / ceiling if ceiling else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
 def _format(value):
     """Three significant figures, without a trailing exponent for the sizes seen here."""
+    if value is None:
+        return "-"
     if value >= 100:
         return f"{value:.0f}"
     if value >= 10:
@@ -260,30 +293,218 @@ def _format(value):
     return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
 
 
-def _table(rows, algorithms):
-    columns = (["case", "T", "GFLOP"] + [f"{a} GFLOP/s" for a in algorithms] + ["NumPy GFLOP/s"]
-               + [f"{a} / NumPy time" for a in algorithms]
-               + ["auto", "runs (" + " / ".join(list(algorithms) + ["np"]) + ")",
-                  "max rel err", "CPU own / other", "flags"])
-    aligns = (["---"] + ["---:"] * (2 * len(algorithms) + 3)
-              + ["---", "---:", "---:", "---:", "---"])
+def _format_ms(seconds):
+    return "-" if seconds is None else _format(seconds * 1e3)
+
+
+def _header(args, references, notes, blas_description):
+    usable, logical = _usable_cpus(), os.cpu_count()
+    lines = [
+        "# fastconv bench: fastconv beside " + ", ".join(
+            [r.label for r in references] + ["NumPy (conv forward)"]),
+        "",
+        f"Machine: {_cpu_model()}, {usable} usable CPUs ({logical} logical); "
+        f"threads T = {', '.join(map(str, args.threads))}; {args.dtype}; numpy {np.__version__}; "
+        f"fastconv {fastconv.__version__}, ISA {fastconv.get_isa()}, "
+        f"OpenMP {'on' if _runtime.openmp_enabled() else 'off (T>1 runs serially)'}; "
+        f"Python {platform.python_version()}; load average at start {_load_average()}.",
+        "fastconv: conv2d(algorithm=" + "/".join(args.algorithms) + ") forward; dx and dw each "
+        "alone (the internal drivers of conv2d_backward"
+        + ("" if impls.BACKWARD else "; NOT FOUND: conv2d_backward, both gradients, is timed")
+        + "); max_pool2d with/without return_indices; max_pool2d_backward (index checks included); "
+        "fastconv.set_num_threads(T).",
+        f"NumPy reference (conv forward): im2col via sliding_window_view + one matmul; its BLAS: "
+        f"{blas_description}.",
+    ]
+    for reference in references:
+        lines.append(f"{reference.label}: {reference.describe()}.")
+    for note in notes:
+        lines.append(f"Note: {note}.")
+    set_variables = [f"{name}={os.environ[name]}" for name in OPENBLAS_VARIABLES
+                     if name in os.environ]
+    if set_variables:
+        lines.append(f"Note: {', '.join(set_variables)} set in the environment: these slow "
+                     f"NumPy's OpenBLAS on this kind of machine; left as they are.")
+    if args.quick:
+        lines.append("QUICK run: shapes shrunk (N=1, <=16 channels and filters, <=32x32), one "
+                     "timed run each and brief peak measurements: a smoke test, the figures "
+                     "mean nothing.")
+    else:
+        lines.append(f"Timing: one untimed call each (results checked against each other), then "
+                     f"rounds alternating the implementations (rotating order) until each has "
+                     f">= {args.repeat} runs and >= {args.min_time:g} s, or >= "
+                     f"{min(args.repeat, 3)} runs and >= {args.max_time:g} s; medians. NumPy "
+                     f"runs in its own block after the others (same rule), and nothing is timed "
+                     f"within {_bench_peak.BLAS_IDLE_SECONDS:g} s after NumPy's BLAS: its idle "
+                     f"threads spin that long and, at T=2, halved the speed of whatever ran "
+                     f"beside them.")
+    lines.append(
+        "Columns: 'ms' = median time per call; 'ours/X' = fastconv's median time / X's (< 1: "
+        "fastconv faster); 'ours rate' = GFLOP/s for conv (2 FLOPs per multiply-add; dx and dw "
+        "count the forward's FLOPs) or GB/s for pooling (bytes read + written at least: float32 "
+        "values, int64 indices); '% peak' = of the compute peak (conv) or copy bandwidth "
+        "(pooling) measured by this command at the same T (see 'Peaks' below the table); "
+        "'max rel err' = largest |ours - reference| / max |reference| over the references of "
+        "the row, '(np)' where no reference ran the operation and an untimed NumPy "
+        f"computation was the check (MISMATCH above {TOLERANCE[args.dtype]:g}); "
+        "'CPU own / other' = CPUs used by this process / by all other processes during the "
+        f"timed runs. Flags: C = other processes used > {FOREIGN_CPU_LIMIT} CPUs (after up to "
+        f"{args.retries} retries, "
+        f"{args.retry_budget:g} s of them at most; the figures are suspect), U = T >= 2 but "
+        f"this process used < {OWN_CPU_MIN_PARALLEL} CPUs.")
+    return "\n".join(lines)
+
+
+def _table(rows, references, peaks):
+    reference_names = [r.name for r in references]
+    has_numpy = any("numpy" in row["medians"] for row in rows)
+    columns, aligns = ["case", "op", "T", "GFLOP or MB", "ours ms"], ["---", "---"] + ["---:"] * 3
+    for name in reference_names + (["numpy"] if has_numpy else []):
+        columns += [f"{LABELS[name]} ms", f"ours/{LABELS[name]}"]
+        aligns += ["---:", "---:"]
+    columns += ["ours rate", "% peak", "auto", "runs", "max rel err", "CPU own / other", "flags"]
+    aligns += ["---:", "---:", "---", "---:", "---:", "---:", "---"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(aligns) + "|"]
     for row in rows:
         own, foreign = (("-" if value is None else f"{value:.2f}")
                         for value in (row["own_cpu"], row["foreign_cpu"]))
-        cells = ([row["case"], str(row["threads"]), f"{row['gflop']:.3f}"]
-                 + [_format(row["gflops"][a]) for a in algorithms]
-                 + [_format(row["gflops"][REFERENCE])]
-                 + [f"{row['ratio'][a]:.2f}" for a in algorithms]
-                 + [row["auto"], " / ".join(str(row["runs"][i])
-                                            for i in list(algorithms) + [REFERENCE]),
-                    f"{row['error']:.1e}" + ("" if row["ok"] else " MISMATCH"),
-                    f"{own} / {foreign}", _flags(row)])
+        work = (f"{row['work'] / 1e9:.3f}" if row["kind"] == "conv"
+                else f"{row['work'] / 1e6:.1f}")
+        unit = "GFLOP/s" if row["kind"] == "conv" else "GB/s"
+        cells = [row["case"], row["label"], str(row["threads"]), work,
+                 _format_ms(row["medians"]["fastconv"])]
+        for name in reference_names + (["numpy"] if has_numpy else []):
+            ratio = _ratio(row, name)
+            cells += [_format_ms(row["medians"].get(name)),
+                      "-" if ratio is None else f"{ratio:.2f}"]
+        percent = _peak_percent(row, peaks)
+        impl_order = ["fastconv"] + [n for n in reference_names + ["numpy"]
+                                     if n in row["medians"]]
+        cells += [f"{_format(_rate(row))} {unit}",
+                  "-" if percent is None else f"{percent:.0f}%",
+                  row.get("auto") or "-",
+                  " / ".join(str(row["runs"][i]) for i in impl_order),
+                  f"{row['error']:.1e}" + (" (np)" if row["checked"] == ["np"] else "")
+                  + ("" if row["ok"] else " MISMATCH"),
+                  f"{own} / {foreign}", _flags(row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _comma_list(kind, choices):
+def _peaks_text(peaks, torch_compared, quick):
+    lines = ["Peaks measured by this command (best batch; at the start and the end of each T's "
+             "rows, the higher counts):"]
+    copy_mib = (_bench_peak.QUICK_COPY_BYTES if quick else _bench_peak.COPY_BYTES) // 2**20
+    for threads, entry in sorted(peaks.items()):
+        gemm = ", ".join(f"{source} {rate:.0f}" for source, rate in entry["gemm"].items())
+        lines.append(f"- T={threads}: compute peak {entry['compute']:.0f} GFLOP/s = best float32 "
+                     f"GEMM of a BLAS on in-cache square matrices ({gemm}); copy bandwidth "
+                     f"{entry['copy']:.1f} GB/s ({copy_mib} MiB np.copyto on T threads, bytes "
+                     f"read + written).")
+    lines.append("The compute peak is a BLAS's, a lower bound of the FMA peak (on the reference "
+                 "2-vCPU AVX-512 machine an FMA loop in C reached 172 / 343 GFLOP/s at T=1 / 2)"
+                 + ("" if torch_compared else "; with --compare torch, torch.mm (MKL) is "
+                    "measured too") + ".")
+    return "\n".join(lines)
+
+
+def _primary(row):
+    """Rows that make up the suite: every operation once (conv forward: algorithm auto)."""
+    return row["algorithm"] in (None, "auto")
+
+
+def _geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _summary(rows, references, threads_list):
+    """Per reference: geometric mean of ours/reference per thread count and overall, worst row."""
+    lines = []
+    for name in [r.name for r in references] + ["numpy"]:
+        parts = []
+        for threads in list(threads_list) + [None]:
+            selected = [row for row in rows if _primary(row) and name in row["medians"]
+                        and (threads is None or row["threads"] == threads)]
+            if not selected or (threads is None and len(threads_list) < 2):
+                continue
+            ratios = [_ratio(row, name) for row in selected]
+            worst = max(selected, key=lambda row: _ratio(row, name))
+            where = "T=" + ",".join(map(str, threads_list)) if threads is None else f"T={threads}"
+            rows_text = f"{len(selected)} row" + ("s" if len(selected) != 1 else "")
+            parts.append(f"{where}: geometric mean {_geomean(ratios):.2f} over {rows_text}, "
+                         f"worst {_ratio(worst, name):.2f} ({worst['case']} "
+                         f"{worst['label']} T={worst['threads']})")
+        if parts:
+            lines.append(f"Summary time(fastconv)/time({LABELS[name]}): " + "; ".join(parts)
+                         + ".")
+    return "\n".join(lines)
+
+
+def _targets(rows, references, peaks):
+    """The speed targets, checked where this run has the figures (conv % of peak is of the BLAS
+    peak measured here, a lower bound of the FMA peak: the check is lenient)."""
+    names = {r.name for r in references}
+    rows = [row for row in rows if _primary(row)]
+    lines = []
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    big = [row for row in rows if row["op"] == "fwd" and row["case"] in BIG_3X3]
+    for threads, target in ((1, 80), (2, 75)):
+        selected = [row for row in big if row["threads"] == threads]
+        percents = [_peak_percent(row, peaks) for row in selected]
+        if selected and None not in percents:
+            low = min(zip(percents, selected), key=lambda pair: pair[0])
+            lines.append(f"- Forward on {', '.join(BIG_3X3)} at T={threads}: lowest "
+                         f"{low[0]:.0f}% of the measured compute peak ({low[1]['case']}; "
+                         f"target >= {target}%): {verdict(low[0] >= target)}.")
+    if "torch" in names:
+        selected = [row for row in rows if "torch" in row["medians"]]
+        if selected:
+            mean = _geomean([_ratio(row, "torch") for row in selected])
+            worst = max(selected, key=lambda row: _ratio(row, "torch"))
+            lines.append(f"- Whole suite, all T: geometric mean ours/PyTorch {mean:.2f} "
+                         f"(target <= 0.8): {verdict(mean <= 0.8)}; worst "
+                         f"{_ratio(worst, 'torch'):.2f} ({worst['case']} {worst['label']} "
+                         f"T={worst['threads']}; target <= 1.25): "
+                         f"{verdict(_ratio(worst, 'torch') <= 1.25)}.")
+        selected = [row for row in rows if row["op"] == "fwd+idx" and "torch" in row["medians"]]
+        if selected:
+            worst = max(selected, key=lambda row: _ratio(row, "torch"))
+            lines.append(f"- Pooling fwd+idx: highest ours/PyTorch {_ratio(worst, 'torch'):.3f} "
+                         f"({worst['case']} T={worst['threads']}; target <= 0.2, 5x faster): "
+                         f"{verdict(_ratio(worst, 'torch') <= 0.2)}.")
+    if "onnxruntime" in names:
+        selected = [row for row in rows
+                    if row["op"] == "fwd (no idx)" and "onnxruntime" in row["medians"]]
+        if selected:
+            worst = max(selected, key=lambda row: _ratio(row, "onnxruntime"))
+            lines.append(f"- Pooling fwd (no idx): highest ours/ORT "
+                         f"{_ratio(worst, 'onnxruntime'):.2f} ({worst['case']} "
+                         f"T={worst['threads']}; target <= 1): "
+                         f"{verdict(_ratio(worst, 'onnxruntime') <= 1.0)}.")
+    present = [name for name in ("torch", "onnxruntime") if name in names]
+    selected = [row for row in rows if row["op"] == "fwd"
+                and all(name in row["medians"] for name in present)]
+    if present and selected:
+        def against_best(row):
+            return row["medians"]["fastconv"] / min(row["medians"][n] for n in present)
+        worst = max(selected, key=against_best)
+        lines.append(f"- Forward: highest ours / faster of "
+                     f"{' and '.join(LABELS[n] for n in present)} {against_best(worst):.2f} "
+                     f"({worst['case']} T={worst['threads']}; target <= 1.25): "
+                     f"{verdict(against_best(worst) <= 1.25)}.")
+    if not lines:
+        return ""
+    return "Targets (where this run has the figures):\n" + "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _comma_list(kind, choices, aliases=None):
     def parse(text):
         items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
@@ -297,49 +518,73 @@ def _comma_list(kind, choices):
             if min(values) < 1:
                 raise argparse.ArgumentTypeError(f"{kind} must be >= 1, got {text!r}")
             return values
+        items = [(aliases or {}).get(item, item) for item in items]
         unknown = [item for item in items if item not in choices]
         if unknown:
             raise argparse.ArgumentTypeError(
                 f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(choices)}")
-        return items
+        return list(dict.fromkeys(items))
     return parse
 
 
 def _parser():
+    cases = tuple(CONV) + tuple(POOL)
     parser = argparse.ArgumentParser(
         prog="python -m fastconv bench",
-        description="Time fastconv.conv2d's algorithms against a NumPy im2col reference on the "
-                    "standard layer shapes (fastconv.bench_cases.CONV) and print a markdown "
-                    "table of GFLOP/s.")
+        description="Time fastconv on the standard suite (fastconv.bench_cases: conv forward, "
+                    "dx, dw; max pooling) beside PyTorch, ONNX Runtime and a NumPy im2col "
+                    "reference, in one process, alternating; print a markdown table of times, "
+                    "ratios, GFLOP/s or GB/s and % of a measured peak.")
+    parser.add_argument("--compare", type=_comma_list("references", impls.REFERENCES,
+                                                      {"ort": "onnxruntime"}),
+                        default=[], metavar="REF,...",
+                        help="references besides NumPy: torch, onnxruntime (default: none; "
+                             "one not installed is skipped with a note)")
     parser.add_argument("--threads", type=_comma_list("threads", None), default=[1, 2],
                         metavar="T,...", help="thread counts (default: 1,2)")
-    parser.add_argument("--cases", type=_comma_list("cases", tuple(CONV)), default=list(CONV),
+    parser.add_argument("--cases", type=_comma_list("cases", cases), default=list(cases),
                         metavar="NAME,...",
-                        help=f"cases to run (default: all of {', '.join(CONV)})")
-    parser.add_argument("--algorithms", type=_comma_list("algorithms", ALGORITHMS),
-                        default=list(ALGORITHMS), metavar="A,...",
-                        help="fastconv algorithms to time (default: direct,im2col)")
+                        help=f"cases to run (default: all of {', '.join(cases)})")
+    parser.add_argument("--ops", type=_comma_list("ops", tuple(impls.OP_GROUPS)),
+                        default=list(impls.OP_GROUPS), metavar="OP,...",
+                        help="operations: fwd, dx, dw (conv cases), pool (pooling cases: "
+                             "forward with and without indices, backward); default: all")
+    parser.add_argument("--algorithms", type=_comma_list("algorithms", impls.FASTCONV_ALGORITHMS),
+                        default=["auto"], metavar="A,...",
+                        help="fastconv conv2d forward algorithms, each its own row: auto, direct, "
+                             "im2col (default: auto; only auto rows enter the summary)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                        help="array dtype (default: float32)")
+                        help="array dtype (default: float32; ONNX Runtime runs float32 only)")
     parser.add_argument("--repeat", type=int, default=5,
                         help="timed runs per implementation, at least (default: 5)")
-    parser.add_argument("--min-time", type=float, default=0.5,
-                        help="seconds of timed runs per implementation, at least (default: 0.5)")
-    parser.add_argument("--max-time", type=float, default=2.0,
+    parser.add_argument("--min-time", type=float, default=0.3,
+                        help="seconds of timed runs per implementation, at least (default: 0.3)")
+    parser.add_argument("--max-time", type=float, default=1.5,
                         help="stop an implementation once it has this many seconds of timed "
-                             "runs and min(repeat, 3) runs, even short of --repeat (default: 2)")
+                             "runs and min(repeat, 3) runs, even short of --repeat (default: 1.5)")
     parser.add_argument("--retries", type=int, default=1,
-                        help=f"measure a case again, up to this many times, while other "
+                        help=f"measure a row again, up to this many times, while other "
                              f"processes use > {FOREIGN_CPU_LIMIT} CPUs during it (default: 1)")
+    parser.add_argument("--retry-budget", type=float, default=60.0, metavar="SECONDS",
+                        help="stop retrying once the retries' timed runs add up to this many "
+                             "seconds (on a machine that stays busy every row would be measured "
+                             "twice; default: 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="save a chart (needs matplotlib): time ratios per case and "
+                             "operation, and GFLOP/s and GB/s against the measured peaks")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: tiny shapes, one timed run each")
     return parser
 
 
+def _progress(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     """Run the benchmark and print its table; returns 0, or 1 if any result disagreed with
-    the NumPy reference.
+    a reference.
 
     Parameters
     ----------
@@ -348,60 +593,125 @@ def main(argv=None):
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.retry_budget < 0:
+        parser.error(f"--retry-budget must be >= 0, got {args.retry_budget}")
     if args.retries < 0:
         parser.error(f"--retries must be >= 0, got {args.retries}")
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
     if args.min_time < 0 or args.max_time < 0:
         parser.error("--min-time and --max-time must be >= 0")
+    if args.plot:
+        try:
+            missing = importlib.util.find_spec("matplotlib") is None
+        except ValueError:
+            missing = True
+        if missing:
+            parser.error("--plot needs matplotlib, which is not installed "
+                         "(`pip install matplotlib`); run again without --plot or install it")
     if args.quick:
         args.repeat, args.min_time, args.max_time, args.retries = 1, 0.0, 0.0, 0
-    cases = {name: quick_case(CONV[name]) if args.quick else CONV[name] for name in args.cases}
-    algorithms = [a for a in ALGORITHMS if a in args.algorithms]
-    dtype = args.dtype
+    args.algorithms = [a for a in impls.FASTCONV_ALGORITHMS if a in args.algorithms]
+    specs = _row_specs(args)
+    if not specs:
+        parser.error("no rows: the --ops given apply to none of the --cases given "
+                     "(fwd, dx, dw apply to conv cases, pool to pooling cases)")
 
+    references, notes = impls.load_references(args.compare)
+    if args.dtype != "float32" and any(r.name == "onnxruntime" for r in references):
+        notes.append("onnxruntime runs float32 only: its columns stay empty for float64")
+    for note in notes:
+        _progress(note)
+    torch_module = next((r.torch for r in references if r.name == "torch"), None)
     limit_blas, blas_description = _blas_limiter()
-    print(_header(args, blas_description, args.quick), flush=True)
-    print(f"bench: {len(cases)} cases x T={args.threads}; progress below", file=sys.stderr,
-          flush=True)
+    args.blas_limited = limit_blas is not None
+    print(_header(args, references, notes, blas_description), flush=True)
+    _progress(f"{len(specs)} rows x T={','.join(map(str, args.threads))}; progress below")
 
-    rows, started = [], time.perf_counter()
+    rows, peaks, data_cache = [], {}, {}
+    started = time.perf_counter()
     requested_threads = getattr(_config, "_requested_threads", None)
+    count, total, retry_seconds = 0, len(specs) * len(args.threads), 0.0
     try:
         for threads in args.threads:
             fastconv.set_num_threads(threads)
+            for reference in references:
+                reference.set_threads(threads)
+            _measure_peaks(threads, args, limit_blas, torch_module, peaks)
+            _progress(f"T={threads}: compute peak {peaks[threads]['compute']:.0f} GFLOP/s, "
+                      f"copy {peaks[threads]['copy']:.1f} GB/s")
             with limit_blas(threads) if limit_blas else contextlib.nullcontext():
-                for index, (name, case) in enumerate(cases.items(), 1):
-                    row = _run_case(name, case, threads, algorithms, dtype, args,
-                                    np.random.default_rng(args.seed))
+                for spec in specs:
+                    count += 1
+                    name, op, algorithm = spec
+                    if name not in data_cache:
+                        data_cache[name] = impls.make_data(name, args.quick, args.dtype,
+                                                           args.seed)
+                    data = data_cache[name]
+                    functions, error, checked, auto = _prepare_row(spec, data, threads,
+                                                                   references, args)
+                    row = _measure_row(spec, data, threads, functions, args)
                     for _ in range(args.retries):
-                        if "C" not in _flags(row):
+                        if "C" not in _flags(row) or retry_seconds >= args.retry_budget:
                             break
-                        print(f"bench: T={threads} {name}: other processes used "
-                              f"{row['foreign_cpu']:.2f} CPUs; measuring again",
-                              file=sys.stderr, flush=True)
-                        retry = _run_case(name, case, threads, algorithms, dtype, args,
-                                          np.random.default_rng(args.seed))
+                        _progress(f"T={threads} {name} {row['label']}: other processes used "
+                                  f"{row['foreign_cpu']:.2f} CPUs; measuring again")
+                        retry = _measure_row(spec, data, threads, functions, args)
+                        retry_seconds += retry["seconds"]
                         if (retry["foreign_cpu"] is not None
                                 and retry["foreign_cpu"] < row["foreign_cpu"]):
                             row = retry
+                    row.update(error=error, ok=error <= TOLERANCE[args.dtype], checked=checked,
+                               auto=auto)
                     rows.append(row)
-                    summary = ", ".join(f"{impl} {row['gflops'][impl]:.1f}"
-                                        for impl in algorithms + [REFERENCE])
-                    print(f"bench: T={threads} [{index}/{len(cases)}] {name}: GFLOP/s {summary}"
-                          f" ({row['seconds']:.1f} s timed, {time.perf_counter() - started:.0f} s"
-                          f" total){'' if row['ok'] else ' MISMATCH'}",
-                          file=sys.stderr, flush=True)
+                    del functions
+                    compared = ", ".join(
+                        f"{LABELS[impl]} {_format_ms(row['medians'][impl])} ms "
+                        f"({_ratio(row, impl):.2f})"
+                        for impl in row["medians"] if impl != "fastconv")
+                    unit = "GFLOP/s" if row["kind"] == "conv" else "GB/s"
+                    _progress(f"T={threads} [{count}/{total}] {name} {row['label']}: ours "
+                              f"{_format_ms(row['medians']['fastconv'])} ms, "
+                              f"{_format(_rate(row))} {unit}"
+                              + (f"; {compared}" if compared else "")
+                              + f" ({row['seconds']:.1f} s timed, "
+                              f"{time.perf_counter() - started:.0f} s total)"
+                              + ("" if row["ok"] else " MISMATCH"))
+            if not args.quick:
+                _measure_peaks(threads, args, limit_blas, torch_module, peaks)
     finally:
         fastconv.set_num_threads(requested_threads)
+        for reference in references:
+            reference.restore()
+    data_cache.clear()
 
-    rows.sort(key=lambda row: (list(cases).index(row["case"]), row["threads"]))
+    order = {spec: index for index, spec in enumerate(specs)}
+    rows.sort(key=lambda row: (args.threads.index(row["threads"]),
+                               order[(row["case"], row["op"], row["algorithm"])]))
     print()
-    print(_table(rows, algorithms))
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    print(f"\nTotal {time.perf_counter() - started:.0f} s; load average at the end {load}.")
-    failed = [f"{row['case']} T={row['threads']}" for row in rows if not row["ok"]]
+    print(_table(rows, references, peaks))
+    print()
+    print(_peaks_text(peaks, torch_module is not None, args.quick))
+    summary = _summary(rows, references, args.threads)
+    if summary:
+        print()
+        print(summary)
+    targets = "" if args.quick else _targets(rows, references, peaks)
+    if targets:
+        print()
+        print(targets)
+    print(f"\nTotal {time.perf_counter() - started:.0f} s; load average at the end "
+          f"{_load_average()}.")
+    if args.plot:
+        from fastconv import _bench_plot
+        try:
+            _bench_plot.save(args.plot, rows, references, peaks)
+            _progress(f"chart saved to {args.plot}")
+        except Exception as error:  # the table is out; a failed chart must not hide it
+            print(f"bench: could not save the chart to {args.plot}: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)
+    failed = [f"{row['case']} {row['label']} T={row['threads']}" for row in rows if not row["ok"]]
     if failed:
-        print(f"MISMATCH against the NumPy reference: {', '.join(failed)}", file=sys.stderr)
+        print(f"MISMATCH against a reference: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
