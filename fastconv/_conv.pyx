@@ -33,6 +33,8 @@ cdef enum:
     # in a 1 MiB L2.
     DIRECT_BAND_BYTES = 262144
     DIRECT_L1_BAND_BYTES = 16384
+    # The largest one-row band the register-tiled direct kernels build (see direct_band_fits).
+    DIRECT_BAND_LIMIT = 8388608
     # GEMM cache blocking: reduction length per packed panel, micro-panels per packed block. With
     # the largest micro-kernel (14x32 floats) a thread's packed blocks take ~380 KB: they stay in L2.
     GEMM_KC = 256
@@ -279,6 +281,17 @@ cdef BandLayout _band_layout(Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, Py_ssi
     return band
 
 
+def direct_band_fits(Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t WO,
+                     Py_ssize_t SW, Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t itemsize):
+    """Whether the smallest band (one output row) of the register-tiled kernels stays within
+    DIRECT_BAND_LIMIT bytes. Computed in Python integers, so huge dilations or widths cannot
+    wrap; beyond it (rows so far apart that no band would stay in cache) the kernels that need
+    no band take over."""
+    read_width = (WO + 15) // 16 * 16
+    row_len = SW * ((FW - 1) * DW // SW + read_width)
+    return int(CG) * ((FH - 1) * DH + 1) * row_len * itemsize <= DIRECT_BAND_LIMIT
+
+
 def _tap_offsets(BandLayout band, Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t SW,
                  Py_ssize_t DH, Py_ssize_t DW):
     """Band offset of every tap (c, fh, fw) for the first output row and column: the channel's
@@ -356,7 +369,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     rows, part of the filters). Groups with fewer filters than DIRECT_ROW_MAX_FILTERS would fill
     a tile mostly with padding; they take the row kernel instead.
     """
-    if w.shape[0] // groups <= DIRECT_ROW_MAX_FILTERS:
+    if (w.shape[0] // groups <= DIRECT_ROW_MAX_FILTERS or not direct_band_fits(
+            w.shape[1], w.shape[2], w.shape[3], y.shape[3], SW, DH, DW, sizeof(floating))):
         _conv2d_direct_rows(x, w, bias, has_bias, y, groups, SH, SW, PH, PW, DH, DW,
                             num_threads)
         return

@@ -151,8 +151,10 @@ def _backward_weight(dy, x, geometry):
     # With few taps per filter (C/groups*FH*FW) the GEMM's panels are mostly padding and packing
     # the transposed column matrix costs more than the products: dot products of dy's rows with
     # the input band's rows are ~3x faster there, and slower everywhere else (measured).
-    driver = (_conv.conv2d_backward_weight_direct if geometry.reduction_size < 64
-              else _conv.conv2d_backward_weight)
+    direct = geometry.reduction_size < 64 and _conv.direct_band_fits(
+        geometry.C // geometry.groups, geometry.FH, geometry.FW, geometry.WO,
+        geometry.stride[1], *geometry.dilation, dy.dtype.itemsize)
+    driver = _conv.conv2d_backward_weight_direct if direct else _conv.conv2d_backward_weight
     driver(np.ascontiguousarray(dy), np.ascontiguousarray(x), dw_parts,
            *_driver_arguments(geometry))
     # The batch parts are added in a fixed order, so dw does not depend on the thread count.
