@@ -79,6 +79,10 @@ def as_float_array(func, name, value):
     if array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
         raise TypeError(
             f"{func}: {name} must be a float32 or float64 array, got dtype {array.dtype}")
+    if not array.flags.c_contiguous or not array.dtype.isnative:
+        # The compiled code needs a contiguous copy: refuse one that cannot be made (a broadcast
+        # view of a few bytes can stand for terabytes).
+        check_result_size(func, array.shape, array.dtype.itemsize, f"a contiguous copy of {name}")
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     return array
@@ -93,13 +97,20 @@ def check_same_dtype(func, arrays):
                             f"({first.dtype}), got {array.dtype}")
 
 
-def check_result_size(func, shape, itemsize):
-    """Refuse a result larger than this machine's memory before trying to allocate it."""
+def check_result_size(func, shape, itemsize, what="the result"):
+    """Refuse an array larger than this machine's memory before trying to allocate it, and one
+    whose nonzero extents multiply past 2**62 even when another extent is 0 (NumPy refuses to
+    describe such an array at all)."""
     count = 1
+    positions = 1
     for extent in shape:
         count *= extent
+        positions *= max(1, extent)
+    if count == 0 and positions * itemsize >= 2**62:
+        raise ValueError(f"{func}: {what} of shape {tuple(shape)} must have fewer than 2**62 "
+                         f"bytes' worth of positions, got too large a shape")
     if count * itemsize > _memory_limit_bytes():
-        raise ValueError(f"{func}: the result of shape {tuple(shape)} "
+        raise ValueError(f"{func}: {what} of shape {tuple(shape)} "
                          f"({count * itemsize / 2**30:.3g} GiB) must fit in memory "
                          f"({_memory_limit_bytes() / 2**30:.3g} GiB), got too large a size")
 
@@ -425,6 +436,7 @@ def check_input_shape(func, input_shape):
         raise ValueError(f"{func}: input_shape must be (N, C, H, W) or (C, H, W), "
                          f"got {_describe(input_shape)}")
     shape = tuple(check_int(func, "input_shape", extent, 0) for extent in input_shape)
+    check_result_size(func, shape, 8, "the gradient dx")
     return (shape, True) if len(shape) == 4 else ((1,) + shape, False)
 
 
@@ -466,7 +478,10 @@ def check_norm_type(func, norm_type):
     """A finite real p > 0 (2 for L2 pooling)."""
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
         raise TypeError(f"{func}: norm_type must be a real number, got {_describe(norm_type)}")
-    norm_type = float(norm_type)
+    try:
+        norm_type = float(norm_type)
+    except OverflowError:
+        norm_type = float("inf")
     if not (0 < norm_type < float("inf")):
         raise ValueError(f"{func}: norm_type must be a finite number > 0, got {norm_type}")
     return norm_type

@@ -89,11 +89,13 @@ cdef inline Py_ssize_t _window(Py_ssize_t o, Py_ssize_t S, Py_ssize_t P, Py_ssiz
     return padded_length
 
 
-cdef inline Py_ssize_t _divisor(Py_ssize_t padded_count, Py_ssize_t count,
-                                bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
+cdef inline double _divisor(Py_ssize_t padded_h, Py_ssize_t padded_w, Py_ssize_t count,
+                            bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
+    """The window's divisor, as a double: a padded window of a huge kernel can count more than
+    2**63 positions, which no 64-bit integer product holds."""
     if divisor_override > 0:
-        return divisor_override
-    return padded_count if count_include_pad else count
+        return <double>divisor_override
+    return <double>padded_h * <double>padded_w if count_include_pad else <double>count
 
 
 cdef void _avg_pool_row(const floating *x, floating *y, Py_ssize_t H, Py_ssize_t W,
@@ -111,8 +113,8 @@ cdef void _avg_pool_row(const floating *x, floating *y, Py_ssize_t H, Py_ssize_t
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     total = total + x[h * W + w]
-            total = total / _divisor(padded_h * padded_w, (h1 - h0) * (w1 - w0),
-                                     count_include_pad, divisor_override)
+            total = <floating>(total / _divisor(padded_h, padded_w, (h1 - h0) * (w1 - w0),
+                                                count_include_pad, divisor_override))
         y[wo] = total
 
 
@@ -131,8 +133,9 @@ cdef void _avg_pool_plane_backward(const floating *dy, floating *dx, Py_ssize_t 
             padded_w = _window(wo, SW, PW, KW, W, &w0, &w1)
             if h0 >= h1 or w0 >= w1:
                 continue
-            share = dy[ho * WO + wo] / _divisor(padded_h * padded_w, (h1 - h0) * (w1 - w0),
-                                                count_include_pad, divisor_override)
+            share = <floating>(dy[ho * WO + wo] / _divisor(padded_h, padded_w,
+                                                           (h1 - h0) * (w1 - w0),
+                                                           count_include_pad, divisor_override))
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     dx[h * W + w] += share

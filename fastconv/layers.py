@@ -17,10 +17,20 @@ from fastconv.pool import (
 
 
 def _check_dtype(name, dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in _geometry.FLOAT_DTYPES:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {dtype}")
     return dtype
+
+
+def _rng(func, seed):
+    """NumPy's generator for a seed that is None or an int >= 0."""
+    if seed is not None:
+        _geometry.check_int(func, "seed", seed, 0)
+    return np.random.default_rng(seed)
 
 
 def _he_normal(rng, shape, fan_in, dtype):
@@ -103,8 +113,10 @@ class Conv2D(Layer):
                        zip(self.kernel_size, _geometry.check_pair(func, "dilation", dilation, 1)))
         _geometry.conv2d_shape_geometry(func, (1, self.in_channels) + extent, shape, None,
                                         stride, padding, dilation, groups)
+        _geometry.check_result_size(func, shape, self.dtype.itemsize,
+                                    "the weight (out_channels, in_channels/groups, kernel_size)")
         fan_in = shape[1] * shape[2] * shape[3]
-        rng = np.random.default_rng(seed)
+        rng = _rng(func, seed)
         self.params["weight"] = _he_normal(rng, shape, fan_in, self.dtype)
         self.grads["weight"] = np.zeros(shape, self.dtype)
         if bias:
@@ -252,11 +264,15 @@ class Flatten(Layer):
         self._input_shape = None
 
     def forward(self, x):
-        self._input_shape = np.shape(x)
-        return np.reshape(x, (np.shape(x)[0], -1))
+        x = np.asarray(x)
+        if x.ndim < 1:
+            raise ValueError(f"Flatten.forward: x must have a batch axis, got shape {x.shape}")
+        self._input_shape = x.shape
+        # A copy, not a view: outputs never alias inputs (a caller may edit either in place).
+        return np.array(np.reshape(x, (x.shape[0], int(np.prod(x.shape[1:])))))
 
     def backward(self, dy):
-        return np.reshape(dy, self._cached("_input_shape"))
+        return np.array(np.reshape(dy, self._cached("_input_shape")))
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -284,8 +300,10 @@ class Linear(Layer):
         self.in_features = _geometry.check_int("Linear", "in_features", in_features, 1)
         self.out_features = _geometry.check_int("Linear", "out_features", out_features, 1)
         self.dtype = _check_dtype("Linear", dtype)
-        rng = np.random.default_rng(seed)
+        rng = _rng("Linear", seed)
         shape = (self.out_features, self.in_features)
+        _geometry.check_result_size("Linear", shape, self.dtype.itemsize,
+                                    "the weight (out_features, in_features)")
         self.params["weight"] = _he_normal(rng, shape, self.in_features, self.dtype)
         self.grads["weight"] = np.zeros(shape, self.dtype)
         if bias:

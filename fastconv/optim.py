@@ -24,6 +24,10 @@ class SGD:
     """
 
     def __init__(self, params, grads, lr, momentum=0.0, weight_decay=0.0):
+        for name, value in (("params", params), ("grads", grads)):
+            if not isinstance(value, dict):
+                raise TypeError(f"SGD: {name} must be a dict of arrays, got "
+                                f"{type(value).__name__}")
         if set(params) != set(grads):
             raise ValueError("SGD: params and grads must have the same keys, got "
                              f"{sorted(set(params) ^ set(grads))} in only one")
@@ -35,6 +39,17 @@ class SGD:
         if momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got "
                              f"{momentum}, {weight_decay}")
+        for key, p in params.items():
+            g = grads[key]
+            for name, array in (("params", p), ("grads", g)):
+                if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+                    raise TypeError(f"SGD: {name}[{key!r}] must be a float32 or float64 array, "
+                                    f"got {type(array).__name__} {getattr(array, 'dtype', '')}")
+            if g.shape != p.shape:
+                raise ValueError(f"SGD: grads[{key!r}] must have the shape of params[{key!r}] "
+                                 f"{p.shape}, got {g.shape}")
+            if not p.flags.writeable:
+                raise ValueError(f"SGD: params[{key!r}] must be writeable, got a read-only array")
         self.params, self.grads = params, grads
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         self.velocity = {}

@@ -110,6 +110,8 @@ def max_pool2d_backward(dy, indices, input_shape):
                          "input_shape's batch and channels")
     indices = check_max_pool_indices(func, indices, dy)
     indices = indices if batched else indices[np.newaxis]
+    if dy4.size and shape[2] * shape[3] == 0:
+        raise max_pool_index_error(func, int(indices.flat[0]), 0)
     if dy4.size == 0 or dx_size(shape) == 0:
         return _unbatch(np.zeros(shape, dtype=dy4.dtype), batched)
     dx = np.empty(shape, dtype=dy4.dtype)

@@ -27,12 +27,23 @@ void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restric
             indices[wo] = (int64_t)(h_first * W + w_first);
         }
     }
-    for (ptrdiff_t kh = 0; kh < KH; kh++) {
-        const ptrdiff_t hi = ho * SH + kh * DH - PH;
-        if (hi < 0 || hi >= H)
-            continue;
+    /* Only the taps inside the image: a window may be far larger than the image (a kernel of
+     * 2**40 over a 1x1 plane), and the work must be bounded by the arrays, not the parameters. */
+    const ptrdiff_t top = ho * SH - PH;
+    ptrdiff_t kh_begin = top >= 0 ? 0 : (-top + DH - 1) / DH;
+    ptrdiff_t kh_end = H - top <= 0 ? 0 : (H - top + DH - 1) / DH;
+    if (kh_end > KH)
+        kh_end = KH;
+    /* Columns: a tap reaches the image for some output only if the last output's position
+     * (WO-1)*SW + kw*DW - PW is >= 0 and the first's, kw*DW - PW, is <= W-1. */
+    const ptrdiff_t reach = PW - (WO - 1) * SW;
+    const ptrdiff_t kw_begin = reach <= 0 ? 0 : (reach + DW - 1) / DW;
+    const ptrdiff_t kw_last = (W - 1 + PW) / DW + 1;
+    const ptrdiff_t kw_end = kw_last < KW ? kw_last : KW;
+    for (ptrdiff_t kh = kh_begin; kh < kh_end; kh++) {
+        const ptrdiff_t hi = top + kh * DH;
         const FC_T *x_row = x + hi * W;
-        for (ptrdiff_t kw = 0; kw < KW; kw++) {
+        for (ptrdiff_t kw = kw_begin; kw < kw_end; kw++) {
             /* Output columns wo with 0 <= wo*SW + shift < W. */
             const ptrdiff_t shift = kw * DW - PW;
             const ptrdiff_t wo_begin = shift >= 0 ? 0 : (-shift + SW - 1) / SW;
