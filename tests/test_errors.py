@@ -264,9 +264,10 @@ def test_huge_dilation_is_a_kernel_larger_than_the_input():
 
 def test_result_larger_than_memory_from_a_zero_stride_view_is_refused():
     # 2**30 images that all share one buffer: x itself costs nothing, its result cannot fit.
+    # Refused either for the contiguous copy of x the kernels would need or for the result.
     x = np.lib.stride_tricks.as_strided(np.ones(1, np.float32), (2**30, 4, 6, 6), (0, 0, 0, 0))
-    with raises(ValueError, "conv2d: the result of shape (1073741824, 6, 4, 4)",
-                "must fit in memory"):
+    with pytest.raises(ValueError, match=r"conv2d: (the result|a contiguous copy of x) of shape "
+                                         r"\(1073741824, [46], [46], [46]\).*must fit in memory"):
         conv2d(x, W)
 
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Run the test suite against an AddressSanitizer + UndefinedBehaviorSanitizer build of fastconv,
+# once per ISA path this CPU runs (FASTCONV_ISA=generic, avx2, avx512), and fail on any sanitizer
+# report or failing test.
+#
+# The checkout is copied (tracked and new files, no build outputs) into a temporary directory
+# and built there with FASTCONV_SANITIZE=1 (setup.py: -fsanitize=address,undefined,
+# -fno-sanitize-recover=undefined, -O1 -g), so the checkout's own build is left alone. Python
+# itself is not instrumented, so libasan is preloaded; leak detection is off (CPython keeps
+# allocations until exit by design) and an absurd allocation returns NULL (NumPy then raises
+# MemoryError, as without ASan; the tests judge that, ASan would abort). Any report stops its process (halt_on_error; UBSan is built
+# with -fno-sanitize-recover) and fails the run: ASan writes its reports to log files, UBSan
+# (which ignores log_path beside ASan) to stderr, so pytest runs with -s, its output goes to a
+# log, and that log is searched. Children the tests start (fork, spawn, subprocess) inherit the
+# settings; a child whose output a test captures fails that test by its exit status.
+#
+# Usage: tools/sanitize.sh [pytest arguments]      default: the whole tests/ directory
+#   FASTCONV_SANITIZE_ISAS="generic avx512"        the paths to run (default: every one this CPU runs)
+#   FASTCONV_SANITIZE_KEEP=1                       keep the temporary build and logs
+#   FASTCONV_SANITIZE_TIMEOUT=1800                 seconds allowed per ISA path
+# Needs python3 (PYTHON=...) with numpy, Cython, pytest and hypothesis, git, and gcc with libasan.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastconv-asan.XXXXXX")"
+[ "${FASTCONV_SANITIZE_KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'sanitize.sh: %s\n' "$*" >&2; exit 1; }
+PYTEST_ARGS=("$@")
+[ "${#PYTEST_ARGS[@]}" -gt 0 ] || PYTEST_ARGS=(tests)
+
+step "copy of the checkout in $WORK/src (tracked and new files, no build outputs)"
+mkdir "$WORK/src"
+(cd "$REPO" && git ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done |
+    tar --null -T - -cf - | tar -xf - -C "$WORK/src")
+cd "$WORK/src"
+
+step "sanitized build (FASTCONV_SANITIZE=1)"
+FASTCONV_SANITIZE=1 "$PYTHON" setup.py -q build_ext --inplace > "$WORK/build.log" 2>&1 ||
+    { tail -50 "$WORK/build.log"; fail "the sanitized build failed"; }
+for so in fastconv/_*.so; do
+    case "$(nm -D "$so")" in
+        *__asan_init*__ubsan_handle_*|*__ubsan_handle_*__asan_init*) ;;
+        *) fail "$so is not built with ASan and UBSan" ;;
+    esac
+done
+
+LIBASAN="$(gcc -print-file-name=libasan.so)"
+[ -e "$LIBASAN" ] || fail "gcc has no libasan ($LIBASAN)"
+LOGS="$WORK/sanitizer-logs"
+mkdir "$LOGS"
+export LD_PRELOAD="$LIBASAN"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=0:log_path=$LOGS/asan:log_exe_name=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export PYTHONFAULTHANDLER=1
+# The sanitized fastconv, whatever else is installed.
+export PYTHONPATH="$WORK/src${PYTHONPATH:+:$PYTHONPATH}"
+"$PYTHON" -c "import fastconv, sys; assert fastconv.__file__.startswith('$WORK/src'), fastconv.__file__" ||
+    fail "python does not import the sanitized copy"
+
+ISAS="${FASTCONV_SANITIZE_ISAS:-$("$PYTHON" -c \
+    'from fastconv import _config; print(" ".join(_config.available_isas()))')}"
+status=0
+for isa in $ISAS; do
+    step "tests on the $isa path: pytest ${PYTEST_ARGS[*]}"
+    start=$SECONDS
+    if FASTCONV_ISA="$isa" timeout --kill-after=60 "${FASTCONV_SANITIZE_TIMEOUT:-1800}" \
+            "$PYTHON" -m pytest -q -s -rfE -p no:cacheprovider -o faulthandler_timeout=600 \
+            "${PYTEST_ARGS[@]}" > "$WORK/pytest-$isa.log" 2>&1; then
+        result="passed"
+    else
+        result="FAILED"
+        status=1
+    fi
+    grep -E '^=* ?[0-9]+ (passed|failed|error)' "$WORK/pytest-$isa.log" | tail -1 || true
+    printf '%s path: tests %s in %ds\n' "$isa" "$result" $((SECONDS - start))
+    [ "$result" = passed ] || grep -E '^(FAILED|ERROR)|Fatal Python error' "$WORK/pytest-$isa.log" | head -20 || true
+    # UBSan's reports, and ASan's should a log file fail to open
+    if grep -qE 'runtime error:|ERROR: AddressSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer' \
+            "$WORK/pytest-$isa.log"; then
+        cp "$WORK/pytest-$isa.log" "$LOGS/pytest-$isa.log"
+    fi
+done
+
+step "sanitizer reports"
+# (ASan's log files also hold warnings about the allocations it refused: not reports.)
+reports=$(grep -lE 'ERROR: AddressSanitizer|runtime error:' "$LOGS"/* 2> /dev/null || true)
+if [ -n "$reports" ]; then
+    for log in $reports; do
+        printf -- '--- %s\n' "$(basename "$log")"
+        grep -E -A14 'runtime error:|ERROR: AddressSanitizer' "$log" | sed 's/^[.sFE]*//' |
+            cut -c1-240 | head -80
+    done
+    fail "the sanitizers reported errors (above)"
+fi
+echo "none"
+[ "$status" = 0 ] || fail "tests failed under the sanitizers (FASTCONV_SANITIZE_KEEP=1 keeps the logs)"
+echo "sanitize.sh: clean on: $ISAS"
