@@ -11,8 +11,8 @@ def main(argv=None):
     commands.add_parser("demo", add_help=False,
                         help="train a small ConvNet on 8x8 digits (python -m fastconv demo --help)")
     commands.add_parser("bench", add_help=False,
-                        help="GFLOP/s of every algorithm on the standard layer suite "
-                             "(python -m fastconv bench --help)")
+                        help="fastconv beside PyTorch / ONNX Runtime / NumPy on the standard "
+                             "layers (python -m fastconv bench --help)")
     commands.add_parser("config", help="print the build and run-time configuration")
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
