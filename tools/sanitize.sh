@@ -90,7 +90,9 @@ reports=$(grep -lE 'ERROR: AddressSanitizer|runtime error:' "$LOGS"/* 2> /dev/nu
 if [ -n "$reports" ]; then
     for log in $reports; do
         printf -- '--- %s\n' "$(basename "$log")"
-        grep -E -A14 'runtime error:|ERROR: AddressSanitizer' "$log" | sed 's/^[.sFE]*//' |
+        # (pytest's progress characters precede a report printed mid-line)
+        grep -E -A14 'runtime error:|ERROR: AddressSanitizer' "$log" |
+            sed -E 's/^[.sxFE]+((src_c|build|fastconv)\/[^ ]+: runtime error|==)/\1/' |
             cut -c1-240 | head -80
     done
     fail "the sanitizers reported errors (above)"
