@@ -23,7 +23,12 @@ from fastconv._kernels cimport (
     fc_sconv2d_direct_row__generic,
 )
 
+cdef extern from *:
+    void __builtin_prefetch(const void *address) noexcept nogil
+
 cdef enum:
+    # Columns ahead that packing a transposed A prefetches (~ memory latency / time per column).
+    PACK_PREFETCH_DISTANCE = 16
     # Filters per row-kernel task: each input row read from cache feeds this many output rows.
     DIRECT_FILTER_BLOCK = 16
     # Groups with at most this many filters use the row kernel (a register tile would be mostly
@@ -164,8 +169,12 @@ cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t col_str
                     dst[p * MR + i] = src[row * row_stride + p] if i < rows else 0
         else:
             # A is a transposed matrix (columns contiguous): read each column along i, so no
-            # element comes from a different cache line than its neighbour.
+            # element comes from a different cache line than its neighbour. Columns lie a whole
+            # matrix row apart, beyond what hardware prefetchers follow, so fetch ahead by hand.
             for p in range(kc):
+                if p + PACK_PREFETCH_DISTANCE < kc:
+                    __builtin_prefetch(&src[panel * MR * row_stride
+                                            + (p + PACK_PREFETCH_DISTANCE) * col_stride])
                 for i in range(MR):
                     dst[p * MR + i] = (src[(panel * MR + i) * row_stride + p * col_stride]
                                        if i < rows else 0)
