@@ -31,6 +31,16 @@ def _describe(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# What the compiled code needs of an array: C-contiguous and aligned (it reads through typed
+# pointers; a view into a byte buffer at an odd offset is contiguous but misaligned).
+ALIGNED_C = ("C", "A")
+
+
+def aligned_contiguous(array, dtype=None):
+    """array as a C-contiguous, aligned array of dtype, copied only when it is not one already."""
+    return np.require(array, dtype, ALIGNED_C)
+
+
 def check_int(func, name, value, minimum):
     """An int (Python or NumPy integer, not bool) in [minimum, MAX_PARAMETER]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -79,7 +89,7 @@ def as_float_array(func, name, value):
     if array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
         raise TypeError(
             f"{func}: {name} must be a float32 or float64 array, got dtype {array.dtype}")
-    if not array.flags.c_contiguous or not array.dtype.isnative:
+    if not (array.flags.c_contiguous and array.flags.aligned) or not array.dtype.isnative:
         # The compiled code needs a contiguous copy: refuse one that cannot be made (a broadcast
         # view of a few bytes can stand for terabytes).
         check_result_size(func, array.shape, array.dtype.itemsize, f"a contiguous copy of {name}")
@@ -465,7 +475,7 @@ def check_max_pool_indices(func, indices, dy):
                          f"got {indices.shape}")
     if indices.dtype == np.uint64 and indices.size and indices.max() > np.iinfo(np.int64).max:
         raise max_pool_index_error(func, int(indices.max()), None)
-    return np.ascontiguousarray(indices, dtype=np.int64)
+    return np.require(indices, np.int64, ALIGNED_C)
 
 
 def max_pool_index_error(func, bad, plane_size):

@@ -4,7 +4,7 @@ import numpy as np
 
 from fastconv import _config, _conv
 from fastconv._geometry import (
-    conv2d_backward_geometry, conv2d_geometry, conv_transpose2d_geometry,
+    aligned_contiguous, conv2d_backward_geometry, conv2d_geometry, conv_transpose2d_geometry,
 )
 
 ALGORITHMS = ("auto", "direct", "im2col")
@@ -94,8 +94,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
         y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]
         return y if batched else y[0]
     driver = _conv.conv2d_direct if algorithm == "direct" else _conv.conv2d_im2col
-    bias = np.zeros(1, x.dtype) if b is None else np.ascontiguousarray(b)
-    driver(np.ascontiguousarray(x), np.ascontiguousarray(w), bias, b is not None, y,
+    bias = np.zeros(1, x.dtype) if b is None else aligned_contiguous(b)
+    driver(aligned_contiguous(x), aligned_contiguous(w), bias, b is not None, y,
            *_driver_arguments(geometry))
     return y if batched else y[0]
 
@@ -130,11 +130,11 @@ def _backward_input(dy, w, geometry):
         w_rotated = np.ascontiguousarray(
             w.reshape(G, K // G, CG, FH, FW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
             .reshape(G * CG, K // G, FH, FW))
-        _conv.conv2d_direct(np.ascontiguousarray(dy), w_rotated, np.zeros(1, dy.dtype), False,
+        _conv.conv2d_direct(aligned_contiguous(dy), w_rotated, np.zeros(1, dy.dtype), False,
                             dx, G, 1, 1, PH, PW, DH, DW, _config.isa_code(),
                             _config.threads_for(geometry.flops // 2))
         return dx
-    _conv.conv2d_backward_input(np.ascontiguousarray(dy), np.ascontiguousarray(w), dx,
+    _conv.conv2d_backward_input(aligned_contiguous(dy), aligned_contiguous(w), dx,
                                 *_driver_arguments(geometry))
     return dx
 
@@ -155,7 +155,7 @@ def _backward_weight(dy, x, geometry):
         geometry.C // geometry.groups, geometry.FH, geometry.FW, geometry.WO,
         geometry.stride[1], *geometry.dilation, dy.dtype.itemsize)
     driver = _conv.conv2d_backward_weight_direct if direct else _conv.conv2d_backward_weight
-    driver(np.ascontiguousarray(dy), np.ascontiguousarray(x), dw_parts,
+    driver(aligned_contiguous(dy), aligned_contiguous(x), dw_parts,
            *_driver_arguments(geometry))
     # The batch parts are added in a fixed order, so dw does not depend on the thread count.
     dw = dw_parts[0]
@@ -198,7 +198,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
     dy, x, w, geometry, batched = conv2d_backward_geometry(
         "conv2d_backward", dy, x, w, stride, padding, dilation, groups)
     # One layout for every step, so db (whose summation order follows memory) is layout-free too.
-    dy = np.ascontiguousarray(dy)
+    dy = aligned_contiguous(dy)
     dx = _backward_input(dy, w, geometry)
     dw = _backward_weight(dy, x, geometry)
     db = dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dy.dtype)

@@ -5,8 +5,9 @@ import numpy as np
 
 from fastconv import _config, _pool
 from fastconv._geometry import (
-    check_bool, check_gradient, check_input_shape, check_int, check_max_pool_indices,
-    check_norm_type, max_pool_index_error, pool2d_geometry, pool2d_shape_geometry,
+    aligned_contiguous, check_bool, check_gradient, check_input_shape, check_int,
+    check_max_pool_indices, check_norm_type, max_pool_index_error, pool2d_geometry,
+    pool2d_shape_geometry,
 )
 
 
@@ -64,7 +65,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     y = np.empty(g.output_shape, dtype=x.dtype)
     indices = np.empty(g.output_shape if return_indices else (1, 1, 1, 1), dtype=np.int64)
     if y.size:
-        _pool.max_pool2d_forward(np.ascontiguousarray(x), y, indices, return_indices,
+        _pool.max_pool2d_forward(aligned_contiguous(x), y, indices, return_indices,
                                  *g.kernel_size, *g.stride, *g.padding, *g.dilation,
                                  _config.isa_code(), _threads(g))
     if return_indices:
@@ -115,7 +116,7 @@ def max_pool2d_backward(dy, indices, input_shape):
     if dy4.size == 0 or dx_size(shape) == 0:
         return _unbatch(np.zeros(shape, dtype=dy4.dtype), batched)
     dx = np.empty(shape, dtype=dy4.dtype)
-    bad = _pool.max_pool2d_backward(np.ascontiguousarray(dy4), indices, dx,
+    bad = _pool.max_pool2d_backward(aligned_contiguous(dy4), indices, dx,
                                     _config.threads_for(dx.size + dy4.size))
     if bad is not None:
         raise max_pool_index_error(func, bad, shape[2] * shape[3])
@@ -164,7 +165,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, 1, ceil_mode)
     y = np.empty(g.output_shape, dtype=x.dtype)
     if y.size:
-        _pool.avg_pool2d_forward(np.ascontiguousarray(x), y, *g.kernel_size, *g.stride,
+        _pool.avg_pool2d_forward(aligned_contiguous(x), y, *g.kernel_size, *g.stride,
                                  *g.padding, count_include_pad, divisor, _threads(g))
     return _unbatch(y, batched)
 
@@ -196,7 +197,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
     dx = np.empty(shape, dtype=dy.dtype)
     if dx.size:
         if dy.size:
-            _pool.avg_pool2d_backward(np.ascontiguousarray(dy), dx, *g.kernel_size, *g.stride,
+            _pool.avg_pool2d_backward(aligned_contiguous(dy), dx, *g.kernel_size, *g.stride,
                                       *g.padding, count_include_pad, divisor, _threads(g))
         else:
             dx[...] = 0
@@ -207,7 +208,7 @@ def _window_sums(x, g):
     """Sum of each (unpadded) window of x: avg_pool2d_forward with divisor 1."""
     sums = np.empty(g.output_shape, dtype=x.dtype)
     if sums.size:
-        _pool.avg_pool2d_forward(np.ascontiguousarray(x), sums, *g.kernel_size, *g.stride,
+        _pool.avg_pool2d_forward(aligned_contiguous(x), sums, *g.kernel_size, *g.stride,
                                  0, 0, True, 1, _threads(g))
     return sums
 
@@ -272,7 +273,7 @@ def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
     y = np.sqrt(y) if p == 2 else np.power(y, t(1 / p))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(y == 0, t(0), dy / (y if p == 2 else np.power(y, t(p - 1))))
-    scale = np.ascontiguousarray(scale, dtype=x.dtype)
+    scale = aligned_contiguous(scale, dtype=x.dtype)
     spread = np.empty(x.shape, dtype=x.dtype)
     if spread.size:
         if scale.size:
