@@ -1,6 +1,8 @@
 """Pooling: public functions that validate (fastconv/_geometry.py), allocate and call the Cython
 drivers (fastconv/_pool.pyx). Semantics are PyTorch's ``max_pool2d``, ``avg_pool2d`` and
 ``lp_pool2d``, including ``ceil_mode``, the padding rule and the index convention."""
+import math
+
 import numpy as np
 
 from fastconv import _config, _pool
@@ -113,7 +115,7 @@ def max_pool2d_backward(dy, indices, input_shape):
     indices = indices if batched else indices[np.newaxis]
     if dy4.size and shape[2] * shape[3] == 0:
         raise max_pool_index_error(func, int(indices.flat[0]), 0)
-    if dy4.size == 0 or dx_size(shape) == 0:
+    if dy4.size == 0 or math.prod(shape) == 0:
         return _unbatch(np.zeros(shape, dtype=dy4.dtype), batched)
     dx = np.empty(shape, dtype=dy4.dtype)
     bad = _pool.max_pool2d_backward(aligned_contiguous(dy4), indices, dx,
@@ -121,10 +123,6 @@ def max_pool2d_backward(dy, indices, input_shape):
     if bad is not None:
         raise max_pool_index_error(func, bad, shape[2] * shape[3])
     return _unbatch(dx, batched)
-
-
-def dx_size(shape):
-    return shape[0] * shape[1] * shape[2] * shape[3]
 
 
 def _divisor_override(func, divisor_override):
