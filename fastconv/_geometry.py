@@ -446,7 +446,7 @@ def check_input_shape(func, input_shape):
         raise ValueError(f"{func}: input_shape must be (N, C, H, W) or (C, H, W), "
                          f"got {_describe(input_shape)}")
     shape = tuple(check_int(func, "input_shape", extent, 0) for extent in input_shape)
-    check_result_size(func, shape, 8, "the gradient dx")
+    check_result_size(func, shape, 8, "input_shape (the shape of the gradient dx)")
     return (shape, True) if len(shape) == 4 else ((1,) + shape, False)
 
 

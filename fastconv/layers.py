@@ -17,6 +17,9 @@ from fastconv.pool import (
 
 
 def _check_dtype(name, dtype):
+    if dtype is None:
+        # PyTorch's dtype=None means "the default dtype", float32; np.dtype(None) is float64.
+        return np.dtype(np.float32)
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -247,12 +250,18 @@ class ReLU(Layer):
         self._positive = None
 
     def forward(self, x):
+        x = _geometry.as_float_array("ReLU.forward", "x", x)
         y = np.maximum(x, 0)
         self._positive = y > 0
         return y
 
     def backward(self, dy):
-        return np.where(self._cached("_positive"), dy, 0).astype(np.result_type(dy), copy=False)
+        positive = self._cached("_positive")
+        dy = _geometry.as_float_array("ReLU.backward", "dy", dy)
+        if dy.shape != positive.shape:
+            raise ValueError(f"ReLU.backward: dy must have the forward output's shape "
+                             f"{positive.shape}, got {dy.shape}")
+        return np.where(positive, dy, dy.dtype.type(0))
 
 
 class Flatten(Layer):
@@ -265,8 +274,10 @@ class Flatten(Layer):
 
     def forward(self, x):
         x = np.asarray(x)
-        if x.ndim < 1:
-            raise ValueError(f"Flatten.forward: x must have a batch axis, got shape {x.shape}")
+        if x.ndim < 2:
+            # As nn.Flatten (start_dim=1): a batch axis and at least one axis to flatten.
+            raise ValueError(f"Flatten.forward: x must have at least 2 dimensions (a batch axis "
+                             f"and the axes to flatten), got shape {x.shape}")
         self._input_shape = x.shape
         # A copy, not a view: outputs never alias inputs (a caller may edit either in place).
         return np.array(np.reshape(x, (x.shape[0], int(np.prod(x.shape[1:])))))

@@ -34,11 +34,12 @@ class SGD:
         for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
                 raise TypeError(f"SGD: {name} must be a number, got {value!r}")
-        if not lr > 0:
-            raise ValueError(f"SGD: lr must be > 0, got {lr}")
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got "
-                             f"{momentum}, {weight_decay}")
+        # (written so that NaN fails every check)
+        if not 0 < lr < np.inf:
+            raise ValueError(f"SGD: lr must be a finite number > 0, got {lr}")
+        for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+            if not 0 <= value < np.inf:
+                raise ValueError(f"SGD: {name} must be a finite number >= 0, got {value}")
         for key, p in params.items():
             g = grads[key]
             for name, array in (("params", p), ("grads", g)):

@@ -157,6 +157,41 @@ def test_relu_backward_is_zero_exactly_where_the_input_was_not_positive():
     np.testing.assert_array_equal(layer.backward(np.full_like(x, 7.0)), [[0, 0, 0, 7.0, 7.0]])
 
 
+def test_relu_refuses_what_is_not_a_float_array():
+    with raises(TypeError, "ReLU.forward", "x", "int64"):
+        ReLU().forward(np.arange(4).reshape(1, 4))
+    with raises(TypeError, "ReLU.forward", "x", "complex128"):
+        ReLU().forward(np.ones((1, 4), complex))
+
+
+def test_relu_backward_refuses_dy_of_another_shape():
+    layer = ReLU()
+    layer.forward(np.ones((2, 3)))
+    with raises(ValueError, "ReLU.backward", "dy", "(2, 3)", "(3, 2)"):
+        layer.backward(np.ones((3, 2)))
+
+
+def test_relu_backward_keeps_dy_dtype():
+    layer = ReLU()
+    layer.forward(np.array([[-1.0, 2.0]], np.float32))
+    dx = layer.backward(np.array([[5.0, 6.0]], np.float32))
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, [[0.0, 6.0]])
+
+
+@pytest.mark.parametrize("shape", [(), (5,)], ids=["scalar", "1d"])
+def test_flatten_refuses_input_without_axes_to_flatten(shape):
+    # nn.Flatten (start_dim=1) raises on these too.
+    with raises(ValueError, "Flatten.forward", "x", "2 dimensions", str(shape)):
+        Flatten().forward(np.ones(shape))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Conv2D(2, 3, 3, dtype=None), lambda: Linear(2, 3, dtype=None)], ids=["Conv2D", "Linear"])
+def test_dtype_none_means_the_default_float32_as_in_pytorch(make):
+    assert make().params["weight"].dtype == np.float32
+
+
 def test_flatten_backward_matches_finite_differences():
     x = np.random.default_rng(7).standard_normal((2, 3, 4, 5))
     assert_gradients_match_finite_differences(Flatten(), x, samples=40)
@@ -615,8 +650,14 @@ def test_sgd_updates_float32_params_in_place_keeping_their_dtype():
     (dict(lr=True), TypeError, ("lr", "True")),
     (dict(lr=0.1, momentum=-0.5), ValueError, ("momentum", "-0.5")),
     (dict(lr=0.1, weight_decay=-1e-4), ValueError, ("weight_decay", "-0.0001")),
+    (dict(lr=float("nan")), ValueError, ("lr", "nan")),
+    (dict(lr=float("inf")), ValueError, ("lr", "inf")),
+    (dict(lr=0.1, momentum=float("nan")), ValueError, ("momentum", "nan")),
+    (dict(lr=0.1, weight_decay=float("nan")), ValueError, ("weight_decay", "nan")),
+    (dict(lr=0.1, momentum=float("inf")), ValueError, ("momentum", "inf")),
 ], ids=["zero_lr", "negative_lr", "string_lr", "bool_lr", "negative_momentum",
-        "negative_weight_decay"])
+        "negative_weight_decay", "nan_lr", "inf_lr", "nan_momentum", "nan_weight_decay",
+        "inf_momentum"])
 def test_sgd_rejects_bad_hyperparameters(kwargs, exc, fragments):
     with raises(exc, "SGD", *fragments):
         SGD({"w": np.ones(2)}, {"w": np.ones(2)}, **kwargs)

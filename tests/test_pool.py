@@ -431,6 +431,16 @@ def test_indices_outside_the_plane_are_value_errors_and_nothing_is_written(bad, 
                                   scatter_by_indices(dy, indices, x.shape))
 
 
+@pytest.mark.parametrize("call", [
+    lambda: max_pool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64),
+                                (1, 1, 2**20, 2**20)),
+    lambda: avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2**20, 2**20), 2**20),
+], ids=["max", "avg"])
+def test_pool_backward_refuses_an_absurd_input_shape_by_name(call):
+    with raises(ValueError, "pool2d_backward: input_shape", "(1, 1, 1048576, 1048576)"):
+        call()
+
+
 @pytest.mark.parametrize("shape", [(1, 2, 2, 3), (1, 2, 2), (2, 2, 2, 2), (1, 2, 4)])
 def test_indices_of_wrong_shape_are_value_errors(shape):
     dy = np.ones((1, 2, 2, 2))
