@@ -152,32 +152,54 @@ cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const Conv
             p = p + run
 
 
-cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t col_stride,
-                  Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR, floating *packed) noexcept nogil:
-    """Pack A[i, p] = src[i*row_stride + p*col_stride] (i < mc, p < kc) into MR-row panels
-    stored column by column, zero-padding the last panel to MR rows."""
+cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t mc, Py_ssize_t kc,
+                  Py_ssize_t MR, floating *packed) noexcept nogil:
+    """Pack A[i, p] = src[i*row_stride + p] (i < mc, p < kc) into MR-row panels stored column
+    by column, zero-padding the last panel to MR rows."""
     cdef Py_ssize_t panel, i, p, row, rows
     cdef floating *dst
     for panel in range((mc + MR - 1) // MR):
         dst = packed + panel * MR * kc
         rows = min(MR, mc - panel * MR)
-        if col_stride == 1:
-            # Rows of A are contiguous: read each along p.
-            for i in range(MR):
-                row = panel * MR + i
-                for p in range(kc):
-                    dst[p * MR + i] = src[row * row_stride + p] if i < rows else 0
-        else:
-            # A is a transposed matrix (columns contiguous): read each column along i, so no
-            # element comes from a different cache line than its neighbour. Columns lie a whole
-            # matrix row apart, beyond what hardware prefetchers follow, so fetch ahead by hand.
+        for i in range(MR):
+            row = panel * MR + i
             for p in range(kc):
-                if p + PACK_PREFETCH_DISTANCE < kc:
-                    __builtin_prefetch(&src[panel * MR * row_stride
-                                            + (p + PACK_PREFETCH_DISTANCE) * col_stride])
-                for i in range(MR):
-                    dst[p * MR + i] = (src[(panel * MR + i) * row_stride + p * col_stride]
-                                       if i < rows else 0)
+                dst[p * MR + i] = src[row * row_stride + p] if i < rows else 0
+
+
+cdef void _pack_a_transposed(const floating *src, Py_ssize_t col_stride, Py_ssize_t mc,
+                             Py_ssize_t kc, Py_ssize_t MR, floating *packed) noexcept nogil:
+    """Pack A[i, p] = src[p*col_stride + i] (A is a transposed matrix: its columns are
+    contiguous) into MR-row panels like `_pack_a`.
+
+    Each column is read once, whole, and dealt out to the panels: it is one short contiguous
+    run, whereas panel by panel every column would be fetched mc/MR times from a different page.
+    Columns lie a matrix row apart, beyond what hardware prefetchers follow, so the columns
+    ahead are fetched by hand.
+    """
+    cdef Py_ssize_t panels = (mc + MR - 1) // MR, tail = mc - (panels - 1) * MR
+    cdef Py_ssize_t panel, i, p, line
+    cdef Py_ssize_t line_elements = 64 // sizeof(floating)
+    cdef const floating *column
+    cdef floating *dst
+    if tail < MR:
+        dst = packed + (panels - 1) * MR * kc
+        for p in range(kc):
+            for i in range(tail, MR):
+                dst[p * MR + i] = 0
+    for p in range(kc):
+        if p + PACK_PREFETCH_DISTANCE < kc:
+            column = src + (p + PACK_PREFETCH_DISTANCE) * col_stride
+            for line in range((mc + line_elements - 1) // line_elements):
+                __builtin_prefetch(column + line * line_elements)
+        column = src + p * col_stride
+        for panel in range(panels - 1):
+            dst = packed + panel * MR * kc + p * MR
+            for i in range(MR):
+                dst[i] = column[panel * MR + i]
+        dst = packed + (panels - 1) * MR * kc + p * MR
+        for i in range(tail):
+            dst[i] = column[(panels - 1) * MR + i]
 
 
 cdef void _pack_b(const floating *src, Py_ssize_t row_stride, Py_ssize_t kc, Py_ssize_t nc,
@@ -554,7 +576,7 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                 for mb in range((m_end - m_begin + MC - 1) // MC):
                     m0 = m_begin + mb * MC
                     mc = min(MC, m_end - m0)
-                    _pack_a(w_group + m0 * R + k0, R, 1, mc, kc, MR, a_packed)
+                    _pack_a(w_group + m0 * R + k0, R, mc, kc, MR, a_packed)
                     _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
                                        y_block + (m0 - m_begin) * P, P, b_packed + b_size)
 
@@ -622,7 +644,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, 
                     for kb in range((KG + GEMM_KC - 1) // GEMM_KC):
                         k0 = kb * GEMM_KC
                         kc = min(GEMM_KC, KG - k0)
-                        _pack_a(w_group + k0 * R + m0, 1, R, mc, kc, MR, a_packed)
+                        _pack_a_transposed(w_group + k0 * R + m0, R, mc, kc, MR, a_packed)
                         _pack_b(dy_image + k0 * P + p0, P, kc, nc, NR, b_packed)
                         _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
                                            cols, NC, b_packed + b_size + col_size)
@@ -681,7 +703,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
                     for mb in range((KG + MC - 1) // MC):
                         m0 = mb * MC
                         mc = min(MC, KG - m0)
-                        _pack_a(&dy[n, g * KG + m0, 0, 0] + p0, P, 1, mc, kc, MR, a_packed)
+                        _pack_a(&dy[n, g * KG + m0, 0, 0] + p0, P, mc, kc, MR, a_packed)
                         _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
                                            dw_block + m0 * R, R, b_packed + b_size)
 

@@ -106,13 +106,28 @@ def _driver_arguments(geometry):
             _config.isa_code(), _config.threads_for(geometry.flops // 2))
 
 
+def _direct_backward_input_wins(geometry):
+    """Whether the direct kernel beats col2im(W^T @ dy) for a unit-stride dx (measured).
+
+    The direct kernel forms every tap at every input position, including the taps that fall on
+    the zero border around dy; only HO*WO/(H*W) of its products are real, while the GEMM path
+    forms the real ones only. Direct's tiles are ~1.3x faster per product, so it wins while at
+    least 80% of its products are real (3x3 "same" layers: all are); below that the GEMM does,
+    by 1.2x at 56% (5x5 on 16x16, "valid"), 1.9x at 64% (3x3 on 10x10) and 8x at 25% (7x7 on
+    12x12, fc_as_conv7). A 1x1 kernel needs no col2im at all: the GEMM is 1.7x faster there.
+    """
+    if geometry.FH * geometry.FW == 1:
+        return False
+    return 5 * geometry.HO * geometry.WO >= 4 * geometry.H * geometry.W
+
+
 def _backward_input(dy, w, geometry):
     """dx (N, C, H, W) for a validated geometry; dy (N, K, HO, WO).
 
     At unit stride dx is itself a convolution: of dy, zero-padded by dilation*(F-1) - padding,
     with each group's filters rotated by 180 degrees and their channel axes swapped; the direct
-    kernel computes it when the rule of algorithm="auto" favours direct for that convolution.
-    Otherwise (strides, or padding beyond the dilated kernel) dx = col2im(W^T @ dy) on the GEMM,
+    kernel computes it when the rule of algorithm="auto" favours direct for that convolution and
+    few of its products would fall on the zero border (`_direct_backward_input_wins`). Otherwise (strides, or padding beyond the dilated kernel) dx = col2im(W^T @ dy) on the GEMM,
     which also never multiplies inserted zeros.
     """
     dx = np.empty((geometry.N, geometry.C, geometry.H, geometry.W), dtype=dy.dtype)
@@ -126,7 +141,7 @@ def _backward_input(dy, w, geometry):
     DH, DW = geometry.dilation
     PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
     if (geometry.stride == (1, 1) and PH >= 0 and PW >= 0 and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP
-            and _direct_wins(CG, geometry.W)):
+            and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
         w_rotated = np.ascontiguousarray(
             w.reshape(G, K // G, CG, FH, FW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
             .reshape(G * CG, K // G, FH, FW))
