@@ -156,15 +156,19 @@ cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t mc, Py_
                   Py_ssize_t MR, floating *packed) noexcept nogil:
     """Pack A[i, p] = src[i*row_stride + p] (i < mc, p < kc) into MR-row panels stored column
     by column, zero-padding the last panel to MR rows."""
-    cdef Py_ssize_t panel, i, p, row, rows
+    cdef Py_ssize_t panel, i, p, rows
     cdef floating *dst
+    cdef const floating *src_row
     for panel in range((mc + MR - 1) // MR):
         dst = packed + panel * MR * kc
         rows = min(MR, mc - panel * MR)
-        for i in range(MR):
-            row = panel * MR + i
+        for i in range(rows):
+            src_row = src + (panel * MR + i) * row_stride
             for p in range(kc):
-                dst[p * MR + i] = src[row * row_stride + p] if i < rows else 0
+                dst[p * MR + i] = src_row[p]
+        for i in range(rows, MR):
+            for p in range(kc):
+                dst[p * MR + i] = 0
 
 
 cdef void _pack_a_transposed(const floating *src, Py_ssize_t col_stride, Py_ssize_t mc,
