@@ -9,6 +9,35 @@
  * later NaN replaces an earlier one, and padding (never visited) never wins. Written as compare +
  * select on whole rows, since SIMD max instructions drop NaN.
  */
+#ifndef FC_MAXPOOL2D_TAP
+#define FC_PASTE_(a, b) a##b
+#define FC_PASTE(a, b) FC_PASTE_(a, b)
+#define FC_MAXPOOL2D_TAP FC_PASTE(FC_MAXPOOL2D_ROW, _tap)
+#define FC_MAXPOOL2D_TAP_IS_GENERIC
+
+/* One tap over the output columns [wo_begin, wo_end): x_row[wo*SW + shift] against y[wo]. An
+ * including file may define FC_MAXPOOL2D_TAP as its own vector version instead. */
+static inline void FC_MAXPOOL2D_TAP(
+    const FC_T *restrict x_row, FC_T *restrict y, int64_t *restrict indices, ptrdiff_t wo_begin,
+    ptrdiff_t wo_end, ptrdiff_t SW, ptrdiff_t shift, int64_t base)
+{
+    if (indices) {
+        for (ptrdiff_t wo = wo_begin; wo < wo_end; wo++) {
+            const FC_T v = x_row[wo * SW + shift];
+            const int take = (v > y[wo]) | (v != v);
+            y[wo] = take ? v : y[wo];
+            indices[wo] = take ? base + (int64_t)(wo * SW) : indices[wo];
+        }
+    } else {
+        for (ptrdiff_t wo = wo_begin; wo < wo_end; wo++) {
+            const FC_T v = x_row[wo * SW + shift];
+            const int take = (v > y[wo]) | (v != v);
+            y[wo] = take ? v : y[wo];
+        }
+    }
+}
+#endif
+
 void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restrict indices,
                       ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
@@ -50,21 +79,15 @@ void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restric
             ptrdiff_t wo_end = W - shift <= 0 ? 0 : (W - shift + SW - 1) / SW;
             if (wo_end > WO)
                 wo_end = WO;
-            if (indices) {
-                const int64_t base = (int64_t)(hi * W + shift);
-                for (ptrdiff_t wo = wo_begin; wo < wo_end; wo++) {
-                    const FC_T v = x_row[wo * SW + shift];
-                    const int take = (v > y[wo]) | (v != v);
-                    y[wo] = take ? v : y[wo];
-                    indices[wo] = take ? base + (int64_t)(wo * SW) : indices[wo];
-                }
-            } else {
-                for (ptrdiff_t wo = wo_begin; wo < wo_end; wo++) {
-                    const FC_T v = x_row[wo * SW + shift];
-                    const int take = (v > y[wo]) | (v != v);
-                    y[wo] = take ? v : y[wo];
-                }
-            }
+            FC_MAXPOOL2D_TAP(x_row, y, indices, wo_begin, wo_end, SW, shift,
+                             (int64_t)(hi * W + shift));
         }
     }
 }
+
+#undef FC_MAXPOOL2D_TAP
+#ifdef FC_MAXPOOL2D_TAP_IS_GENERIC
+#undef FC_MAXPOOL2D_TAP_IS_GENERIC
+#undef FC_PASTE
+#undef FC_PASTE_
+#endif

@@ -2,13 +2,72 @@
  * Max-pooling of one output row (float and double), compiled with the avx512 flags; the body is
  * maxpool2d_row.template.c. Contract: fastconv_kernels.h.
  */
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 
 #include "fastconv_kernels.h"
 
+/*
+ * One tap of a float row, 16 outputs per step for strides 1 and 2 (the compiler, left to itself,
+ * loads a stride-2 row one element at a time). Masked loads read only the elements the outputs
+ * use, so nothing past the row is touched; PyTorch's rule as in the template: take a value when
+ * it is greater or NaN (an unordered self-compare).
+ */
+static void fc_smaxpool2d_tap__avx512(const float *restrict x_row, float *restrict y,
+                                      int64_t *restrict indices, ptrdiff_t wo_begin,
+                                      ptrdiff_t wo_end, ptrdiff_t SW, ptrdiff_t shift,
+                                      int64_t base)
+{
+    ptrdiff_t wo = wo_begin;
+    if (SW == 1 || SW == 2) {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                               26, 28, 30);
+        const __m512i lane_lo = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m512i step = _mm512_set1_epi64(SW);
+        for (; wo < wo_end; wo += 16) {
+            const ptrdiff_t n = wo_end - wo < 16 ? wo_end - wo : 16;
+            const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+            const float *src = x_row + wo * SW + shift;
+            __m512 v;
+            if (SW == 1) {
+                v = _mm512_maskz_loadu_ps(lanes, src);
+            } else {
+                /* outputs 0..n-1 read src[0], src[2], ..., src[2n-2]: 2n-1 elements */
+                const ptrdiff_t used = 2 * n - 1;
+                const __mmask16 lo_mask = (__mmask16)(used >= 16 ? 0xFFFFu : (1u << used) - 1);
+                const __mmask16 hi_mask = (__mmask16)(used <= 16 ? 0u : (1u << (used - 16)) - 1);
+                const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src);
+                const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + 16);
+                v = _mm512_permutex2var_ps(lo, even, hi);
+            }
+            const __m512 current = _mm512_maskz_loadu_ps(lanes, y + wo);
+            const __mmask16 take = lanes & (_mm512_cmp_ps_mask(v, current, _CMP_GT_OQ) |
+                                            _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+            _mm512_mask_storeu_ps(y + wo, take, v);
+            if (indices) {
+                const __m512i first = _mm512_set1_epi64(base + (int64_t)(wo * SW));
+                const __m512i index_lo = _mm512_add_epi64(first, _mm512_mullo_epi64(lane_lo, step));
+                const __m512i index_hi = _mm512_add_epi64(
+                    index_lo, _mm512_mullo_epi64(_mm512_set1_epi64(8), step));
+                _mm512_mask_storeu_epi64(indices + wo, (__mmask8)take, index_lo);
+                _mm512_mask_storeu_epi64(indices + wo + 8, (__mmask8)(take >> 8), index_hi);
+            }
+        }
+        return;
+    }
+    for (; wo < wo_end; wo++) {
+        const float v = x_row[wo * SW + shift];
+        const int take = (v > y[wo]) | (v != v);
+        y[wo] = take ? v : y[wo];
+        if (indices && take)
+            indices[wo] = base + (int64_t)(wo * SW);
+    }
+}
+
 #define FC_T float
 #define FC_MAXPOOL2D_ROW fc_smaxpool2d_row__avx512
+#define FC_MAXPOOL2D_TAP fc_smaxpool2d_tap__avx512
 #include "maxpool2d_row.template.c"
 #undef FC_T
 #undef FC_MAXPOOL2D_ROW
