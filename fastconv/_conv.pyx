@@ -34,10 +34,14 @@ cdef enum:
     # Groups with at most this many filters use the row kernel (a register tile would be mostly
     # padding); see fastconv.conv.choose_algorithm, which makes the same cut.
     DIRECT_ROW_MAX_FILTERS = 4
-    # A thread's input band for the register-tiled direct kernel; with a tile's filters it stays
-    # in a 1 MiB L2.
+    # A thread's input band for the register-tiled direct kernels: it stays in L2 (2 MiB here)
+    # beside a block of filters. When a layer's filters are too big to stay in L2 themselves,
+    # every filter block is fetched again for each band, so the band grows to serve more output
+    # rows per fetch (measured: vgg_conv5_2 forward -13%, vgg_conv3_2 -12% at T=1; for layers
+    # whose filters fit, the larger band measured up to 10% slower).
     DIRECT_BAND_BYTES = 262144
-    DIRECT_L1_BAND_BYTES = 16384
+    DIRECT_BIG_FILTERS_BAND_BYTES = 1048576
+    DIRECT_BIG_FILTERS_BYTES = 1048576
     # The largest one-row band the register-tiled direct kernels build (see direct_band_fits).
     DIRECT_BAND_LIMIT = 8388608
     # GEMM cache blocking: reduction length per packed panel, micro-panels per packed block. With
@@ -304,13 +308,16 @@ cdef struct BandLayout:
 
 cdef BandLayout _band_layout(Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t HO,
                              Py_ssize_t read_width, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t DH,
-                             Py_ssize_t DW, Py_ssize_t itemsize):
+                             Py_ssize_t DW, Py_ssize_t itemsize, Py_ssize_t filter_bytes):
     """The band for kernels that read read_width consecutive outputs' pixels of each tap: a tap
-    starts (fw*DW)//SW into its phase, and as many output rows as fit DIRECT_BAND_BYTES."""
+    starts (fw*DW)//SW into its phase, and as many output rows as fit the band budget (larger
+    when filter_bytes, the layer's filters, exceed DIRECT_BIG_FILTERS_BYTES)."""
     cdef BandLayout band
     band.phase_len = (FW - 1) * DW // SW + read_width
     band.row_len = SW * band.phase_len
-    cdef Py_ssize_t budget_rows = DIRECT_BAND_BYTES // itemsize // (CG * band.row_len)
+    cdef Py_ssize_t budget = (DIRECT_BIG_FILTERS_BAND_BYTES
+                              if filter_bytes > DIRECT_BIG_FILTERS_BYTES else DIRECT_BAND_BYTES)
+    cdef Py_ssize_t budget_rows = budget // itemsize // (CG * band.row_len)
     band.rows_per_block = max(1, min(HO, (budget_rows - (FH - 1) * DH - 1) // SH + 1))
     band.band_rows = (band.rows_per_block - 1) * SH + (FH - 1) * DH + 1
     return band
@@ -420,15 +427,12 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
     cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW
     cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, row_vectors * VW, SH, SW, DH, DW,
-                                               sizeof(floating))
+                                               sizeof(floating), K * taps * sizeof(floating))
     cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
     cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
     cdef Py_ssize_t max_band_rows = band_layout.band_rows
     cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
     cdef Py_ssize_t k_blocks = (KG + KT - 1) // KT
-    # Channels whose band rows fit in half of a 32 KiB L1 (the tile's filters take the rest).
-    cdef Py_ssize_t channels_per_block = max(
-        1, DIRECT_L1_BAND_BYTES // sizeof(floating) // (max_band_rows * row_len))
     cdef Py_ssize_t blocks_per_part, k_parts
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
     dtype = np.float32 if floating is float else np.float64
@@ -438,7 +442,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                                            dtype=dtype)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
     cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1
-    cdef Py_ssize_t wo0, wo1, cb, c0, block_taps
+    cdef Py_ssize_t wo0, wo1
     cdef floating *band
     cdef floating *y_tile
     cdef unsigned lanes0, lanes1
@@ -458,33 +462,28 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             # zero-filled and never read), so one table of tap offsets serves all.
             _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW, SW,
                         phase_len, band)
+            # A filter block serves every tile of the band while its filters sit in cache.
+            # (Splitting the taps into channel blocks whose band rows fit L1 measured slower:
+            # vgg_conv1_2 +30%, its tiles then run too few taps per call.)
             for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
                 kt = min(KT, KG - kb * KT)
                 _fill_rows(&y[n, g * KG + kb * KT, ho0, 0], kt, HO * WO, rows * WO, &bias[0],
                            has_bias, g * KG + kb * KT)
-            # Channel blocks outermost: a block's band rows and a tile's filters for it stay in
-            # L1 while every tile of the block runs; the tiles add their part into y.
-            for cb in range((CG + channels_per_block - 1) // channels_per_block):
-                c0 = cb * channels_per_block
-                block_taps = min(channels_per_block, CG - c0) * FH * FW
-                for kb in range(kp * blocks_per_part,
-                                min(k_blocks, (kp + 1) * blocks_per_part)):
-                    kt = min(KT, KG - kb * KT)
-                    y_tile = &y[n, g * KG + kb * KT, 0, 0]
-                    vectors = rows * row_vectors
-                    for pair in range((vectors + 1) // 2):
-                        v0 = 2 * pair
-                        v1 = min(v0 + 1, vectors - 1)
-                        wo0 = v0 % row_vectors * VW
-                        wo1 = v1 % row_vectors * VW
-                        lanes0 = (1u << min(VW, WO - wo0)) - 1
-                        lanes1 = (1u << min(VW, WO - wo1)) - 1 if v1 != v0 else 0
-                        _direct_tile(kernels, block_taps, &tap_offset[c0 * FH * FW],
-                                     band + v0 // row_vectors * SH * row_len + wo0,
-                                     band + v1 // row_vectors * SH * row_len + wo1,
-                                     &packed[g * k_blocks + kb, c0 * FH * FW * KT],
-                                     y_tile + (ho0 + v0 // row_vectors) * WO + wo0,
-                                     y_tile + (ho0 + v1 // row_vectors) * WO + wo1,
+                y_tile = &y[n, g * KG + kb * KT, 0, 0]
+                vectors = rows * row_vectors
+                for pair in range((vectors + 1) // 2):
+                    v0 = 2 * pair
+                    v1 = min(v0 + 1, vectors - 1)
+                    wo0 = v0 % row_vectors * VW
+                    wo1 = v1 % row_vectors * VW
+                    lanes0 = (1u << min(VW, WO - wo0)) - 1
+                    lanes1 = (1u << min(VW, WO - wo1)) - 1 if v1 != v0 else 0
+                    _direct_tile(kernels, taps, &tap_offset[0],
+                                 band + v0 // row_vectors * SH * row_len + wo0,
+                                 band + v1 // row_vectors * SH * row_len + wo1,
+                                 &packed[g * k_blocks + kb, 0],
+                                 y_tile + (ho0 + v0 // row_vectors) * WO + wo0,
+                                 y_tile + (ho0 + v1 // row_vectors) * WO + wo1,
                                      HO * WO, kt, lanes0, lanes1)
 
 
@@ -759,7 +758,7 @@ def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t HO = dy.shape[2], WO = dy.shape[3], KG = K // groups, taps = CG * FH * FW
     # Rows of the band are read in whole vectors: pad them to a multiple of the widest one.
     cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, (WO + 15) // 16 * 16, SH, SW, DH,
-                                               DW, sizeof(floating))
+                                               DW, sizeof(floating), 0)
     cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
     cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
     cdef Py_ssize_t max_band_rows = band_layout.band_rows
