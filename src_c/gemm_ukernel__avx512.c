@@ -8,9 +8,6 @@
 
 #include "fastconv_kernels.h"
 
-/* Steps of p ahead that B is prefetched (a prefetch past the panel's end is harmless). */
-enum { B_PREFETCH_STEPS = 8 };
-
 /*
  * Register budget: 14 rows x 2 vectors = 28 accumulators + 2 B vectors + 1 broadcast = 31 of the
  * 32 zmm registers; 28 independent FMA chains keep both FMA ports busy despite the latency.
@@ -30,9 +27,6 @@ void fc_sgemm_ukernel_14x32__avx512(ptrdiff_t kc, const float *restrict a,
         acc1[i] = _mm512_setzero_ps();
     }
     for (ptrdiff_t p = 0; p < kc; p++) {
-        /* B's panel comes from L2, two lines per step: ask for them a few steps ahead. */
-        _mm_prefetch((const char *)(b + (p + B_PREFETCH_STEPS) * NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + (p + B_PREFETCH_STEPS) * NR + 16), _MM_HINT_T0);
         const __m512 b0 = _mm512_loadu_ps(b + p * NR);
         const __m512 b1 = _mm512_loadu_ps(b + p * NR + 16);
 #pragma GCC unroll 14
@@ -67,8 +61,6 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *restrict a,
         acc1[i] = _mm512_setzero_pd();
     }
     for (ptrdiff_t p = 0; p < kc; p++) {
-        _mm_prefetch((const char *)(b + (p + B_PREFETCH_STEPS) * NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + (p + B_PREFETCH_STEPS) * NR + 8), _MM_HINT_T0);
         const __m512d b0 = _mm512_loadu_pd(b + p * NR);
         const __m512d b1 = _mm512_loadu_pd(b + p * NR + 8);
 #pragma GCC unroll 14
