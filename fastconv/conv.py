@@ -1,5 +1,7 @@
 """Convolution: public functions that validate (fastconv/_geometry.py), allocate, choose an
 algorithm and call the Cython drivers (fastconv/_conv.pyx)."""
+import dataclasses
+
 import numpy as np
 
 from fastconv import _config, _conv
@@ -95,9 +97,46 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
         return y if batched else y[0]
     driver = _conv.conv2d_direct if algorithm == "direct" else _conv.conv2d_im2col
     bias = np.zeros(1, x.dtype) if b is None else aligned_contiguous(b)
-    driver(aligned_contiguous(x), aligned_contiguous(w), bias, b is not None, y,
-           *_driver_arguments(geometry))
+    cut_geometry, x_cut, y_cut = _recut(_pointwise_cut(geometry, algorithm == "im2col"),
+                                        geometry, aligned_contiguous(x), y)
+    driver(x_cut, aligned_contiguous(w), bias, b is not None, y_cut,
+           *_driver_arguments(cut_geometry))
     return y if batched else y[0]
+
+
+# Widest rows a pointwise plane is re-cut into for the direct kernels (see _pointwise_cut).
+POINTWISE_ROW_LIMIT = 512
+
+
+def _pointwise_cut(geometry, gemm):
+    """(rows, width) to view every H x W plane as, or None to keep it.
+
+    With a 1x1 kernel at unit stride and no padding each output pixel reads only its own input
+    pixel, so any cut of the H*W pixels into rows gives the same result. The GEMM drivers build
+    their column tiles one image row at a time: one row of H*W pixels makes each tile a whole
+    copy. The direct kernels vectorise along rows: rows of a multiple of 16 pixels leave no
+    vector lane idle (56-pixel rows use 56 of 64).
+    """
+    if (geometry.FH, geometry.FW, geometry.stride, geometry.padding) != (1, 1, (1, 1), (0, 0)):
+        return None
+    pixels = geometry.H * geometry.W
+    if gemm:
+        return (1, pixels) if geometry.H > 1 else None
+    if geometry.W % 16 == 0:
+        return None
+    for width in range(POINTWISE_ROW_LIMIT, 0, -16):
+        if pixels % width == 0:
+            return (pixels // width, width)
+    return None
+
+
+def _recut(cut, geometry, *arrays):
+    """The geometry and (N, C, H, W) arrays (C-contiguous) viewed with planes cut as `cut`."""
+    if cut is None:
+        return (geometry,) + arrays
+    rows, width = cut
+    geometry = dataclasses.replace(geometry, H=rows, W=width, HO=rows, WO=width)
+    return (geometry,) + tuple(a.reshape(a.shape[:2] + cut) for a in arrays)
 
 
 def _driver_arguments(geometry):
@@ -149,8 +188,10 @@ def _backward_input(dy, w, geometry):
                             dx, G, 1, 1, PH, PW, DH, DW, _config.isa_code(),
                             _config.threads_for(geometry.flops // 2))
         return dx
-    _conv.conv2d_backward_input(aligned_contiguous(dy), aligned_contiguous(w), dx,
-                                *_driver_arguments(geometry))
+    cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry,
+                                          aligned_contiguous(dy), dx)
+    _conv.conv2d_backward_input(dy_cut, aligned_contiguous(w), dx_cut,
+                                *_driver_arguments(cut_geometry))
     return dx
 
 
@@ -170,8 +211,9 @@ def _backward_weight(dy, x, geometry):
         geometry.C // geometry.groups, geometry.FH, geometry.FW, geometry.WO,
         geometry.stride[1], *geometry.dilation, dy.dtype.itemsize)
     driver = _conv.conv2d_backward_weight_direct if direct else _conv.conv2d_backward_weight
-    driver(aligned_contiguous(dy), aligned_contiguous(x), dw_parts,
-           *_driver_arguments(geometry))
+    cut_geometry, dy_cut, x_cut = _recut(_pointwise_cut(geometry, not direct), geometry,
+                                         aligned_contiguous(dy), aligned_contiguous(x))
+    driver(dy_cut, x_cut, dw_parts, *_driver_arguments(cut_geometry))
     # The batch parts are added in a fixed order, so dw does not depend on the thread count.
     dw = dw_parts[0]
     for part in dw_parts[1:]:

@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 import fastconv
 from fastconv import _config, _conv, conv2d, conv2d_backward, conv_transpose2d
 
-from conftest import assert_close, dirty_the_heap, raises
+from conftest import assert_close, dirty_the_heap, raises, reference_and_scale
 from reference import (
     conv2d_backward_reference, conv2d_reference, conv_transpose2d_reference, same_padding,
 )
@@ -146,6 +146,31 @@ def assert_gradients_close(grads, name, dtype, batch=None):
             assert_close(got, ref, scale, dtype)
         except AssertionError as error:
             raise AssertionError(f"{label}: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# 1x1 convolutions at unit stride without padding run on planes cut into other rows
+# (fastconv.conv._pointwise_cut): H*W with and without a divisor that is a multiple of 16
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(2, 6, 7, 9), (2, 6, 12, 20), (1, 4, 1, 37), (3, 8, 14, 14),
+                                   (1, 2, 40, 16)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_pointwise_convolutions_and_gradients_match_the_oracle(isa, shape, groups, dtype):
+    rng = np.random.default_rng(sum(shape) + groups)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((10, shape[1] // groups, 1, 1)).astype(dtype)
+    b = rng.standard_normal(10).astype(dtype)
+    ref, scale = reference_and_scale(x, w, b, groups=groups)
+    for algorithm in ("direct", "im2col"):
+        assert_close(conv2d(x, w, b, groups=groups, algorithm=algorithm), ref, scale, dtype)
+    dy = rng.standard_normal(ref.shape).astype(dtype)
+    grads = conv2d_backward(dy, x, w, groups=groups)
+    refs = conv2d_backward_reference(dy, x, w, groups=groups)
+    scales = conv2d_backward_reference(np.abs(dy), np.abs(x), np.abs(w), groups=groups)
+    for got, expected, expected_scale in zip(grads, refs, scales):
+        assert_close(got, expected, expected_scale, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
