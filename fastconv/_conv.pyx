@@ -158,23 +158,23 @@ cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const Conv
             p = p + run
 
 
-cdef void _pack_a(const floating *src, Py_ssize_t row_stride, Py_ssize_t mc, Py_ssize_t kc,
-                  Py_ssize_t MR, floating *packed) noexcept nogil:
+cdef inline void _pack_kmajor(const fc_kernel_table *kernels, const floating *src,
+                              Py_ssize_t row_stride, Py_ssize_t rows, Py_ssize_t kc,
+                              Py_ssize_t panel, floating *dst) noexcept nogil:
+    if floating is float:
+        kernels.spack_kmajor(src, row_stride, rows, kc, panel, dst)
+    else:
+        kernels.dpack_kmajor(src, row_stride, rows, kc, panel, dst)
+
+
+cdef void _pack_a(const fc_kernel_table *kernels, const floating *src, Py_ssize_t row_stride,
+                  Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR, floating *packed) noexcept nogil:
     """Pack A[i, p] = src[i*row_stride + p] (i < mc, p < kc) into MR-row panels stored column
     by column, zero-padding the last panel to MR rows."""
-    cdef Py_ssize_t panel, i, p, rows
-    cdef floating *dst
-    cdef const floating *src_row
+    cdef Py_ssize_t panel
     for panel in range((mc + MR - 1) // MR):
-        dst = packed + panel * MR * kc
-        rows = min(MR, mc - panel * MR)
-        for i in range(rows):
-            src_row = src + (panel * MR + i) * row_stride
-            for p in range(kc):
-                dst[p * MR + i] = src_row[p]
-        for i in range(rows, MR):
-            for p in range(kc):
-                dst[p * MR + i] = 0
+        _pack_kmajor(kernels, src + panel * MR * row_stride, row_stride,
+                     min(MR, mc - panel * MR), kc, MR, packed + panel * MR * kc)
 
 
 cdef void _pack_a_transposed(const floating *src, Py_ssize_t col_stride, Py_ssize_t mc,
@@ -240,17 +240,18 @@ cdef void _pack_im2col(const floating *x, const ConvShape *s, Py_ssize_t k0, Py_
         _im2col_tile(x, s, k0, kc, p0 + panel * NR, pc, NR, 1, packed + panel * kc * NR)
 
 
-cdef void _pack_im2col_transposed(const floating *x, const ConvShape *s, Py_ssize_t p0,
-                                  Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t nc, Py_ssize_t NR,
+cdef void _pack_im2col_transposed(const fc_kernel_table *kernels, const floating *x,
+                                  const ConvShape *s, Py_ssize_t p0, Py_ssize_t kc,
+                                  Py_ssize_t r0, Py_ssize_t nc, Py_ssize_t NR, floating *rows,
                                   floating *packed) noexcept nogil:
     """B = col[r0:r0+nc, p0:p0+kc]^T packed into NR-column panels (backward-weights' B operand:
-    the reduction runs over pixels)."""
+    the reduction runs over pixels). Each panel's rows are built as rows (NR x kc, in `rows`),
+    then transposed into the panel by the packing kernel."""
     cdef Py_ssize_t panel, rc
     for panel in range((nc + NR - 1) // NR):
         rc = min(NR, nc - panel * NR)
-        if rc < NR:
-            memset(packed + panel * kc * NR, 0, kc * NR * sizeof(floating))
-        _im2col_tile(x, s, r0 + panel * NR, rc, p0, kc, 1, NR, packed + panel * kc * NR)
+        _im2col_tile(x, s, r0 + panel * NR, rc, p0, kc, kc, 1, rows)
+        _pack_kmajor(kernels, rows, kc, rc, kc, NR, packed + panel * kc * NR)
 
 
 cdef inline void _ukernel(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *a,
@@ -581,7 +582,7 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                 for mb in range((m_end - m_begin + MC - 1) // MC):
                     m0 = m_begin + mb * MC
                     mc = min(MC, m_end - m0)
-                    _pack_a(w_group + m0 * R + k0, R, mc, kc, MR, a_packed)
+                    _pack_a(kernels, w_group + m0 * R + k0, R, mc, kc, MR, a_packed)
                     _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
                                        y_block + (m0 - m_begin) * P, P, b_packed + b_size)
 
@@ -678,9 +679,9 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
     cdef Py_ssize_t NCW = GEMM_DW_PANELS * NR, MC = GEMM_MC_PANELS * MR
     cdef Py_ssize_t col_blocks = (R + NCW - 1) // NCW
     cdef Py_ssize_t images_per_part = (N + parts - 1) // parts
-    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NCW * GEMM_KC
+    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NCW * GEMM_KC, rows_size = NR * GEMM_KC
     cdef floating[:, ::1] workspace = np.empty(
-        (num_threads, a_size + b_size + FC_GEMM_MAX_TILE),
+        (num_threads, a_size + b_size + rows_size + FC_GEMM_MAX_TILE),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = parts * groups * col_blocks
     cdef Py_ssize_t t, part, g, cb, r0, nc, n, pb, p0, kc, mb, m0, mc, i
@@ -703,14 +704,14 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
                 for pb in range((P + GEMM_KC - 1) // GEMM_KC):
                     p0 = pb * GEMM_KC
                     kc = min(GEMM_KC, P - p0)
-                    _pack_im2col_transposed(&x[n, g * CG, 0, 0], &s, p0, kc, r0, nc, NR,
-                                            b_packed)
+                    _pack_im2col_transposed(kernels, &x[n, g * CG, 0, 0], &s, p0, kc, r0, nc,
+                                            NR, b_packed + b_size, b_packed)
                     for mb in range((KG + MC - 1) // MC):
                         m0 = mb * MC
                         mc = min(MC, KG - m0)
-                        _pack_a(&dy[n, g * KG + m0, 0, 0] + p0, P, mc, kc, MR, a_packed)
+                        _pack_a(kernels, &dy[n, g * KG + m0, 0, 0] + p0, P, mc, kc, MR, a_packed)
                         _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
-                                           dw_block + m0 * R, R, b_packed + b_size)
+                                           dw_block + m0 * R, R, b_packed + b_size + rows_size)
 
 
 def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t dw_size,

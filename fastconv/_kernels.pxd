@@ -44,6 +44,12 @@ cdef extern from "fastconv_kernels.h" nogil:
         const Py_ssize_t *tap_offset, double *dw, Py_ssize_t dw_k_stride, Py_ssize_t kt,
         Py_ssize_t tt) noexcept nogil
 
+    ctypedef void (*fc_spack_kmajor_fn)(const float *src, Py_ssize_t row_stride, Py_ssize_t rows,
+                                        Py_ssize_t kc, Py_ssize_t panel, float *dst) noexcept nogil
+    ctypedef void (*fc_dpack_kmajor_fn)(const double *src, Py_ssize_t row_stride,
+                                        Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t panel,
+                                        double *dst) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -69,6 +75,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         int dw_tt
         fc_sconv2d_backward_weight_tile_fn sbackward_weight_tile
         fc_dconv2d_backward_weight_tile_fn dbackward_weight_tile
+        fc_spack_kmajor_fn spack_kmajor
+        fc_dpack_kmajor_fn dpack_kmajor
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

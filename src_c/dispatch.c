@@ -13,6 +13,7 @@ static const fc_kernel_table generic_table = {
     4, 8, fc_sconv2d_direct_tile_4x16__generic, "fc_sconv2d_direct_tile_4x16__generic",
     4, 4, fc_dconv2d_direct_tile_4x8__generic, "fc_dconv2d_direct_tile_4x8__generic",
     2, 4, fc_sconv2d_backward_weight_tile_2x4__generic, fc_dconv2d_backward_weight_tile_2x4__generic,
+    fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -24,6 +25,7 @@ static const fc_kernel_table avx2_table = {
     6, 8, fc_sconv2d_direct_tile_6x16__avx2, "fc_sconv2d_direct_tile_6x16__avx2",
     6, 4, fc_dconv2d_direct_tile_6x8__avx2, "fc_dconv2d_direct_tile_6x8__avx2",
     2, 4, fc_sconv2d_backward_weight_tile_2x4__avx2, fc_dconv2d_backward_weight_tile_2x4__avx2,
+    fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -34,6 +36,7 @@ static const fc_kernel_table avx512_table = {
     14, 16, fc_sconv2d_direct_tile_14x32__avx512, "fc_sconv2d_direct_tile_14x32__avx512",
     14, 8, fc_dconv2d_direct_tile_14x16__avx512, "fc_dconv2d_direct_tile_14x16__avx512",
     4, 6, fc_sconv2d_backward_weight_tile_4x6__avx512, fc_dconv2d_backward_weight_tile_4x6__avx512,
+    fc_spack_kmajor__avx512, fc_dpack_kmajor__generic,
 };
 #endif
 

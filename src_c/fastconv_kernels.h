@@ -145,6 +145,22 @@ FC_DECLARE_BACKWARD_WEIGHT_TILE(float, fc_sconv2d_backward_weight_tile_4x6__avx5
 FC_DECLARE_BACKWARD_WEIGHT_TILE(double, fc_dconv2d_backward_weight_tile_4x6__avx512)
 #undef FC_DECLARE_BACKWARD_WEIGHT_TILE
 
+/*
+ * Packing of GEMM operands: dst[p*panel + i] = src[i*row_stride + p] for i < rows, p < kc, and
+ * dst[p*panel + i] = 0 for rows <= i < panel (rows <= panel): `rows` rows of length kc become a
+ * k-major panel of width `panel`. Reads only those elements; writes exactly kc * panel.
+ */
+typedef void (*fc_spack_kmajor_fn)(const float *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                                   ptrdiff_t kc, ptrdiff_t panel, float *dst);
+typedef void (*fc_dpack_kmajor_fn)(const double *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                                   ptrdiff_t kc, ptrdiff_t panel, double *dst);
+void fc_spack_kmajor__generic(const float *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                              ptrdiff_t kc, ptrdiff_t panel, float *dst);
+void fc_dpack_kmajor__generic(const double *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                              ptrdiff_t kc, ptrdiff_t panel, double *dst);
+void fc_spack_kmajor__avx512(const float *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                             ptrdiff_t kc, ptrdiff_t panel, float *dst);
+
 /* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
 #define FC_GEMM_MAX_TILE 448
 
@@ -168,6 +184,8 @@ typedef struct {
     int dw_kt, dw_tt;
     fc_sconv2d_backward_weight_tile_fn sbackward_weight_tile;
     fc_dconv2d_backward_weight_tile_fn dbackward_weight_tile;
+    fc_spack_kmajor_fn spack_kmajor;
+    fc_dpack_kmajor_fn dpack_kmajor;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */
