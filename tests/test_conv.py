@@ -519,3 +519,19 @@ def test_results_never_depend_on_leftover_memory(isa, algorithm, dtype, name):
     _dirty_the_heap(second.nbytes)
     again = conv2d(x2, w2, b2, algorithm=algorithm, **case.conv_kwargs())
     np.testing.assert_array_equal(again, second)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+@pytest.mark.parametrize("channels", [256, 512])
+def test_float32_error_on_vgg_sized_reductions_stays_within_1e_6_of_the_output_scale(
+        isa, algorithm, channels):
+    # A 3x3 layer of 256 or 512 channels sums 2304 or 4608 products per output: summed in one
+    # float32 chain the error grows to ~3e-6 of the output's scale; the kernels sum in blocks
+    # (PyTorch's oneDNN: ~3e-7).
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, channels, 9, 20)).astype(np.float32)
+    w = rng.standard_normal((20, channels, 3, 3)).astype(np.float32)
+    ref = conv2d_reference(x, w, padding=1)
+    y = conv2d(x, w, padding=1, algorithm=algorithm)
+    assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) <= 1e-6
+
