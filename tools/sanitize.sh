@@ -35,6 +35,9 @@ fail() { printf 'sanitize.sh: %s\n' "$*" >&2; exit 1; }
 PYTEST_ARGS=("$@")
 [ "${#PYTEST_ARGS[@]}" -gt 0 ] || PYTEST_ARGS=(tests)
 
+"$PYTHON" -c "import Cython, numpy, setuptools, pytest, hypothesis" 2> /dev/null ||
+    fail "$PYTHON needs Cython, numpy, setuptools (pyproject.toml's build-system.requires), pytest and hypothesis"
+
 step "copy of the checkout in $WORK/src (tracked and new files, no build outputs)"
 mkdir "$WORK/src"
 (cd "$REPO" && git ls-files -z --cached --others --exclude-standard |
