@@ -20,6 +20,7 @@
 #                                                  this CPU runs; "best": the best one only).
 #     The tests that take the `isa` fixture run every path in any one run; FASTCONV_ISA only
 #     sets the path of everything else (layers, networks, ...). CI runs "best".
+#   FASTCONV_SANITIZE_JOBS=2                       tests/ file by file, 2 at a time
 #   FASTCONV_SANITIZE_KEEP=1                       keep the temporary build and logs
 #   FASTCONV_SANITIZE_TIMEOUT=1800                 seconds allowed per ISA path
 # Needs python3 (PYTHON=...) with numpy, Cython, pytest and hypothesis, git, and gcc with
@@ -73,38 +74,59 @@ ISAS="${FASTCONV_SANITIZE_ISAS:-$("$PYTHON" -c \
     'from fastconv import _config; print(" ".join(_config.available_isas()))')}"
 [ "$ISAS" != best ] || ISAS="$("$PYTHON" -c \
     'from fastconv import _config; print(_config.available_isas()[-1])')"
-# One path's tests, its result written to $WORK/result-$isa.
-run_path() {
-    local isa="$1" start=$SECONDS result
+# One job ($1): pytest with the remaining arguments on one path ($2), its log in
+# $WORK/pytest-<job>.log and its result in $WORK/result-<job>.
+run_job() {
+    local job="$1" isa="$2" start=$SECONDS result
+    shift 2
     if FASTCONV_ISA="$isa" timeout --kill-after=60 "${FASTCONV_SANITIZE_TIMEOUT:-1800}" \
             "$PYTHON" -m pytest -q -s -rfE -p no:cacheprovider -o faulthandler_timeout=600 \
-            "${PYTEST_ARGS[@]}" > "$WORK/pytest-$isa.log" 2>&1; then
+            "$@" > "$WORK/pytest-$job.log" 2>&1; then
         result="passed"
     else
         result="FAILED"
     fi
-    printf '%s %d\n' "$result" $((SECONDS - start)) > "$WORK/result-$isa"
+    printf '%s %d\n' "$result" $((SECONDS - start)) > "$WORK/result-$job"
 }
 
-# The paths run side by side: under the sanitizers the suite is mostly single-threaded Python,
-# so on 2 cores three concurrent paths take about half the time of three in a row.
-step "tests on the paths: $ISAS (side by side): pytest ${PYTEST_ARGS[*]}"
+# Jobs run side by side: under the sanitizers the suite is mostly single-threaded Python, so on
+# 2 cores two concurrent jobs take about half the time of two in a row. A job is one path's
+# tests; with FASTCONV_SANITIZE_JOBS=n (default 1 per path, all at once), the default tests/ runs
+# as one job per test file, n at a time, largest files first (so the last ones are short).
+PARALLEL="${FASTCONV_SANITIZE_JOBS:-0}"
+if [ "$PARALLEL" -gt 0 ]; then
+    [ "${PYTEST_ARGS[*]}" = tests ] || fail "FASTCONV_SANITIZE_JOBS needs the default tests/"
+    mapfile -t JOB_ARGS < <(ls -S tests/test_*.py)
+else
+    JOB_ARGS=("${PYTEST_ARGS[*]}")
+fi
+step "tests on the paths: $ISAS, ${#JOB_ARGS[@]} job(s) each: pytest ${PYTEST_ARGS[*]}"
+JOBS=()
 for isa in $ISAS; do
-    run_path "$isa" &
+    for index in "${!JOB_ARGS[@]}"; do
+        job="$isa-$index"
+        JOBS+=("$job")
+        if [ "$PARALLEL" -gt 0 ]; then
+            while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || true; done
+            run_job "$job" "$isa" "${JOB_ARGS[$index]}" &
+        else
+            run_job "$job" "$isa" "${PYTEST_ARGS[@]}" &
+        fi
+    done
 done
 wait
 status=0
-for isa in $ISAS; do
-    read -r result seconds < "$WORK/result-$isa"
-    grep -E '^=* ?[0-9]+ (passed|failed|error)' "$WORK/pytest-$isa.log" | tail -1 || true
-    printf '%s path: tests %s in %ds\n' "$isa" "$result" "$seconds"
+for job in "${JOBS[@]}"; do
+    read -r result seconds < "$WORK/result-$job"
+    grep -E '^=* ?[0-9]+ (passed|failed|error)' "$WORK/pytest-$job.log" | tail -1 || true
+    printf '%s (path-job): tests %s in %ds\n' "$job" "$result" "$seconds"
     if [ "$result" != passed ]; then
         status=1
-        grep -E '^(FAILED|ERROR)|Fatal Python error' "$WORK/pytest-$isa.log" | head -20 || true
+        grep -E '^(FAILED|ERROR)|Fatal Python error' "$WORK/pytest-$job.log" | head -20 || true
     fi
     # UBSan's reports, and ASan's should a log file fail to open
-    if grep -qE 'runtime error:|ERROR: AddressSanitizer' "$WORK/pytest-$isa.log"; then
-        cp "$WORK/pytest-$isa.log" "$LOGS/pytest-$isa.log"
+    if grep -qE 'runtime error:|ERROR: AddressSanitizer' "$WORK/pytest-$job.log"; then
+        cp "$WORK/pytest-$job.log" "$LOGS/pytest-$job.log"
     fi
 done
 
