@@ -166,8 +166,9 @@ def _backward_input(dy, w, geometry):
     At unit stride dx is itself a convolution: of dy, zero-padded by dilation*(F-1) - padding,
     with each group's filters rotated by 180 degrees and their channel axes swapped; the direct
     kernel computes it when the rule of algorithm="auto" favours direct for that convolution and
-    few of its products would fall on the zero border (`_direct_backward_input_wins`). Otherwise (strides, or padding beyond the dilated kernel) dx = col2im(W^T @ dy) on the GEMM,
-    which also never multiplies inserted zeros.
+    few of its products would fall on the zero border (`_direct_backward_input_wins`).
+    Otherwise (strides, padding beyond the dilated kernel, 1x1 kernels, small maps) dx =
+    col2im(W^T @ dy) on the GEMM, which also never multiplies inserted zeros.
     """
     dx = np.empty((geometry.N, geometry.C, geometry.H, geometry.W), dtype=dy.dtype)
     if dx.size == 0:
