@@ -11,13 +11,13 @@ Setup runs before every timed call (asv_runner re-runs it per sample), so the ar
 per process and cached.
 """
 import functools
-import statistics
-import time
 
 import numpy as np
 
 import fastconv
 from fastconv.bench_cases import CONV, conv_flops, conv_output_shape
+
+from .common import median_rate, random_array
 
 ALGORITHMS = ["direct", "im2col"]
 THREADS = [1, 2]
@@ -28,18 +28,6 @@ PEAKMEM_BATCHES = [1, 8]
 def with_batch(case, batch):
     """`case` with its batch size N replaced by `batch`."""
     return (batch,) + tuple(case[1:])
-
-
-# Arrays are filled by repeating a block of this many random values: the speed of a
-# convolution does not depend on the values, and drawing fc_as_conv7's 103 M filter values took
-# 2.5 s in every benchmark process (asv forks one per benchmark and parameter set).
-RANDOM_BLOCK = 2**20
-
-
-def random_array(rng, shape):
-    """float32 standard-normal values of `shape`: a block of RANDOM_BLOCK draws, repeated."""
-    size = int(np.prod(shape))
-    return np.resize(rng.standard_normal(min(size, RANDOM_BLOCK), dtype=np.float32), shape)
 
 
 @functools.lru_cache(maxsize=2)
@@ -58,18 +46,6 @@ def make_arrays(case):
 def make_output_gradient(case):
     """dy of a `CONV` case: float32, the forward output's shape, fixed seed."""
     return random_array(np.random.default_rng(1), conv_output_shape(case))
-
-
-def median_rate(call, work, min_calls=3, min_seconds=0.2, max_seconds=1.0):
-    """work / median time of timed calls after one untimed call: >= `min_calls` calls lasting
-    >= `min_seconds` in all, or fewer (at least one) once they last `max_seconds`."""
-    call()
-    times = []
-    while (len(times) < min_calls or sum(times) < min_seconds) and sum(times) < max_seconds:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return work / statistics.median(times)
 
 
 def run_conv2d(case, x, w, algorithm):

@@ -9,25 +9,15 @@ Setup runs before every timed call (asv_runner re-runs it per sample), so the ar
 per process and cached.
 """
 import functools
-import statistics
-import time
 
 import numpy as np
 
 import fastconv
 from fastconv.bench_cases import POOL, out_size
 
+from .common import median_rate, random_array
+
 THREADS = [1, 2]
-# Arrays are filled by repeating a block of this many random values (drawing them all took
-# 0.4 s in every benchmark process; asv forks one per benchmark and parameter set). No window
-# holds two equal values: they are at most 3 rows apart, far less than a block.
-RANDOM_BLOCK = 2**20
-
-
-def random_array(rng, shape):
-    """float32 standard-normal values of `shape`: a block of RANDOM_BLOCK draws, repeated."""
-    size = int(np.prod(shape))
-    return np.resize(rng.standard_normal(min(size, RANDOM_BLOCK), dtype=np.float32), shape)
 
 
 @functools.lru_cache(maxsize=2)
@@ -52,18 +42,6 @@ def pool_bytes(case, op):
     return {"forward_indices": 4 * inputs + 12 * outputs,
             "forward": 4 * inputs + 4 * outputs,
             "backward": 12 * outputs + 4 * inputs}[op]
-
-
-def median_rate(call, work, min_calls=3, min_seconds=0.2, max_seconds=1.0):
-    """work / median time of timed calls after one untimed call: >= `min_calls` calls lasting
-    >= `min_seconds` in all, or fewer (at least one) once they last `max_seconds`."""
-    call()
-    times = []
-    while (len(times) < min_calls or sum(times) < min_seconds) and sum(times) < max_seconds:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return work / statistics.median(times)
 
 
 class MaxPool2d:

@@ -20,6 +20,22 @@ def _primary(row):
     return row["algorithm"] in (None, "auto")
 
 
+def _grouped_bars(ax, rows, groups, series, value, label):
+    """One bar per (implementation, thread count) in `series` at each (case, operation) of
+    `groups`: value(row, implementation), legend label(implementation, threads)."""
+    width = 0.8 / len(series)
+    cmap = matplotlib.colormaps["tab20"]
+    lookup = {(row["case"], row["label"], row["threads"]): row for row in rows}
+    for index, (name, t) in enumerate(series):
+        xs, ys = [], []
+        for position, (case, operation) in enumerate(groups):
+            row = lookup.get((case, operation, t))
+            if row and name in row["medians"]:
+                xs.append(position - 0.4 + (index + 0.5) * width)
+                ys.append(value(row, name))
+        ax.bar(xs, ys, width, color=cmap(index % 20), label=label(name, t))
+
+
 def _ratio_panel(ax, rows, references):
     rows = [row for row in rows if _primary(row)]
     groups = list(dict.fromkeys((row["case"], row["label"]) for row in rows))
@@ -30,17 +46,9 @@ def _ratio_panel(ax, rows, references):
     if not series:
         ax.text(0.5, 0.5, "no reference was timed", ha="center", transform=ax.transAxes)
         return
-    width = 0.8 / len(series)
-    cmap = matplotlib.colormaps["tab20"]
-    lookup = {(row["case"], row["label"], row["threads"]): row for row in rows}
-    for index, (name, t) in enumerate(series):
-        xs, ys = [], []
-        for position, (case, label) in enumerate(groups):
-            row = lookup.get((case, label, t))
-            if row and name in row["medians"]:
-                xs.append(position - 0.4 + (index + 0.5) * width)
-                ys.append(row["medians"]["fastconv"] / row["medians"][name])
-        ax.bar(xs, ys, width, color=cmap(index % 20), label=f"vs {LABELS[name]}, T={t}")
+    _grouped_bars(ax, rows, groups, series,
+                  lambda row, name: row["medians"]["fastconv"] / row["medians"][name],
+                  lambda name, t: f"vs {LABELS[name]}, T={t}")
     ax.axhline(1.0, color="black", linewidth=1)
     ax.set_yscale("log")
     ax.set_xticks(range(len(groups)))
@@ -104,17 +112,9 @@ def _pool_panel(ax, rows, peaks, references):
     names = [name for name in ["fastconv"] + references
              if any(name in row["medians"] for row in rows)]
     series = [(name, t) for name in names for t in threads]
-    width = 0.8 / len(series)
-    lookup = {(row["case"], row["label"], row["threads"]): row for row in rows}
-    cmap = matplotlib.colormaps["tab20"]
-    for index, (name, t) in enumerate(series):
-        xs, ys = [], []
-        for position, (case, label) in enumerate(groups):
-            row = lookup.get((case, label, t))
-            if row and name in row["medians"]:
-                xs.append(position - 0.4 + (index + 0.5) * width)
-                ys.append(row["work"] / row["medians"][name] / 1e9)
-        ax.bar(xs, ys, width, color=cmap(index % 20), label=f"{LABELS[name]}, T={t}")
+    _grouped_bars(ax, rows, groups, series,
+                  lambda row, name: row["work"] / row["medians"][name] / 1e9,
+                  lambda name, t: f"{LABELS[name]}, T={t}")
     for i, t in enumerate(threads):
         if t in peaks:
             ax.axhline(peaks[t]["copy"], color=f"C{i}", linestyle="--", linewidth=1,
