@@ -54,6 +54,13 @@ cdef enum:
     # rows serve that many columns, so fewer panels repack dy more often (4 measured 12-30%
     # slower on the VGG layers; 16 no faster than 8 and needs more batch parts for the threads).
     GEMM_DW_PANELS = 8
+    # conv2d_im2col_over_batch: most micro-panels of filters per task, which bounds the task's
+    # block of C^T (GEMM_MC_PANELS*MR pixels x this many panels: <= 917 KB) in the workspace.
+    # Every task packs its pixels' columns again, and with few pixels that packing (runs of a
+    # few pixels per output row) costs as much as a tenth of the products, so tasks are few
+    # and wide: 4 tasks for a 4096-filter FC layer, not MIN_TASKS.
+    GEMM_OVER_BATCH_FILTER_PANELS = 32
+    GEMM_OVER_BATCH_MIN_TASKS = 2
     # Fewer tasks than this and the drivers split the work further, so both threads have some.
     MIN_TASKS = 8
 
@@ -83,23 +90,57 @@ cdef inline void _fill_rows(floating *y, Py_ssize_t rows, Py_ssize_t row_stride,
             y[i * row_stride + j] = value
 
 
-cdef inline void _col_range(const ConvShape *s, Py_ssize_t r, Py_ssize_t p, Py_ssize_t run,
-                            Py_ssize_t *c, Py_ssize_t *hi, Py_ssize_t *shift,
-                            Py_ssize_t *begin, Py_ssize_t *end) noexcept nogil:
-    """For kernel offset r and the run of output pixels p .. p+run-1 (inside one output row ho):
-    the input channel c, input row hi and column shift (input column = wo*SW + shift), and the
-    output columns [begin, end) of the run whose input lies inside the image (empty if none)."""
-    cdef Py_ssize_t fw = r % s.FW, fh = (r // s.FW) % s.FH
-    cdef Py_ssize_t ho = p // s.WO, wo = p % s.WO
-    c[0] = r // (s.FW * s.FH)
-    hi[0] = ho * s.SH + fh * s.DH - s.PH
-    shift[0] = fw * s.DW - s.PW
+cdef struct ColRow:
+    # Where row r = (c, fh, fw) of the column matrix reads: input channel c, kernel row fh, input
+    # column wo*SW + shift for output column wo, and the output columns [lo, hi) whose input
+    # column lies inside the image (whichever output row they are in).
+    Py_ssize_t c, fh, fw, shift, lo, hi
+
+
+cdef inline void _col_row_columns(const ConvShape *s, ColRow *row) noexcept nogil:
+    row.shift = row.fw * s.DW - s.PW
+    if s.SW == 1:
+        row.lo = max(0, -row.shift)
+        row.hi = max(0, s.W - row.shift)
+    else:
+        row.lo = 0 if row.shift >= 0 else (-row.shift + s.SW - 1) // s.SW
+        row.hi = 0 if s.W - row.shift <= 0 else (s.W - row.shift + s.SW - 1) // s.SW
+
+
+cdef inline ColRow _col_row(const ConvShape *s, Py_ssize_t r) noexcept nogil:
+    cdef ColRow row
+    row.fw = r % s.FW
+    row.fh = (r // s.FW) % s.FH
+    row.c = r // (s.FW * s.FH)
+    _col_row_columns(s, &row)
+    return row
+
+
+cdef inline void _col_row_next(const ConvShape *s, ColRow *row) noexcept nogil:
+    """Advance `row` to the next r (the tiles' per-row divisions showed in profiles)."""
+    row.fw = row.fw + 1
+    if row.fw == s.FW:
+        row.fw = 0
+        row.fh = row.fh + 1
+        if row.fh == s.FH:
+            row.fh = 0
+            row.c = row.c + 1
+    _col_row_columns(s, row)
+
+
+cdef inline Py_ssize_t _col_run(const ConvShape *s, const ColRow *row, Py_ssize_t ho,
+                                Py_ssize_t wo, Py_ssize_t run, Py_ssize_t *begin,
+                                Py_ssize_t *end) noexcept nogil:
+    """For the run of output columns wo .. wo+run-1 of output row ho: the input row it reads,
+    and in [begin, end) the columns of the run whose input lies inside the image (empty if
+    none)."""
+    cdef Py_ssize_t hi = ho * s.SH + row.fh * s.DH - s.PH
     begin[0] = wo
     end[0] = wo
-    if 0 <= hi[0] < s.H:
-        begin[0] = max(wo, 0 if shift[0] >= 0 else (-shift[0] + s.SW - 1) // s.SW)
-        end[0] = min(wo + run, 0 if s.W - shift[0] <= 0 else (s.W - shift[0] + s.SW - 1) // s.SW)
-        end[0] = max(begin[0], end[0])
+    if 0 <= hi < s.H:
+        begin[0] = min(max(wo, row.lo), wo + run)
+        end[0] = max(begin[0], min(wo + run, row.hi))
+    return hi
 
 
 cdef void _im2col_tile(const floating *x, const ConvShape *s, Py_ssize_t r0, Py_ssize_t rc,
@@ -107,21 +148,28 @@ cdef void _im2col_tile(const floating *x, const ConvShape *s, Py_ssize_t r0, Py_
                        floating *out) noexcept nogil:
     """out[(r-r0)*r_stride + (p-p0)*p_stride] = col[r, p] for r0 <= r < r0+rc, p0 <= p < p0+pc,
     x being one image's channels of one group. Pixels go in runs within one output row, so each
-    run is a bounds-free copy (contiguous at unit strides) between two zero fills."""
-    cdef Py_ssize_t rr, p, run, c, hi, shift, begin, end, wo, i
+    run is a bounds-free copy (contiguous at unit strides) between two zero fills; the index
+    arithmetic is done once per row of col, not per run (short output rows make many runs)."""
+    cdef Py_ssize_t rr, p, ho, wo, run, hi, begin, end, i
+    cdef ColRow row
     cdef const floating *x_row
     cdef floating *dst
+    cdef Py_ssize_t ho0 = p0 // s.WO, wo0 = p0 % s.WO
+    row = _col_row(s, r0)
     for rr in range(rc):
+        if rr > 0:
+            _col_row_next(s, &row)
         p = p0
+        ho = ho0
+        wo = wo0
         while p < p0 + pc:
-            wo = p % s.WO
             run = min(s.WO - wo, p0 + pc - p)
-            _col_range(s, r0 + rr, p, run, &c, &hi, &shift, &begin, &end)
+            hi = _col_run(s, &row, ho, wo, run, &begin, &end)
             dst = out + rr * r_stride + (p - p0 - wo) * p_stride
             for i in range(wo, begin):
                 dst[i * p_stride] = 0
             if begin < end:
-                x_row = x + (c * s.H + hi) * s.W + shift
+                x_row = x + (row.c * s.H + hi) * s.W + row.shift
                 if s.SW == 1 and p_stride == 1:
                     for i in range(begin, end):
                         dst[i] = x_row[i]
@@ -131,6 +179,8 @@ cdef void _im2col_tile(const floating *x, const ConvShape *s, Py_ssize_t r0, Py_
             for i in range(end, wo + run):
                 dst[i * p_stride] = 0
             p = p + run
+            ho = ho + 1
+            wo = 0
 
 
 cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const ConvShape *s,
@@ -138,18 +188,24 @@ cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const Conv
                            floating *x) noexcept nogil:
     """The adjoint of _im2col_tile (unit pixel stride): x[c, hi, wi] += cols[(r-r0)*r_stride +
     (p-p0)] for every (r, p) of the tile whose input position lies inside the image."""
-    cdef Py_ssize_t rr, p, run, c, hi, shift, begin, end, wo, i
+    cdef Py_ssize_t rr, p, ho, wo, run, hi, begin, end, i
+    cdef ColRow row
     cdef floating *x_row
     cdef const floating *src
+    cdef Py_ssize_t ho0 = p0 // s.WO, wo0 = p0 % s.WO
+    row = _col_row(s, r0)
     for rr in range(rc):
+        if rr > 0:
+            _col_row_next(s, &row)
         p = p0
+        ho = ho0
+        wo = wo0
         while p < p0 + pc:
-            wo = p % s.WO
             run = min(s.WO - wo, p0 + pc - p)
-            _col_range(s, r0 + rr, p, run, &c, &hi, &shift, &begin, &end)
+            hi = _col_run(s, &row, ho, wo, run, &begin, &end)
             if begin < end:
                 src = cols + rr * r_stride + (p - p0 - wo)
-                x_row = x + (c * s.H + hi) * s.W + shift
+                x_row = x + (row.c * s.H + hi) * s.W + row.shift
                 if s.SW == 1:
                     for i in range(begin, end):
                         x_row[i] += src[i]
@@ -157,6 +213,8 @@ cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const Conv
                     for i in range(begin, end):
                         x_row[i * s.SW] += src[i]
             p = p + run
+            ho = ho + 1
+            wo = 0
 
 
 cdef inline void _pack_kmajor(const fc_kernel_table *kernels, const floating *src,
@@ -294,12 +352,14 @@ cdef (Py_ssize_t, Py_ssize_t) _micro_tile(const fc_kernel_table *kernels, bint s
     return kernels.dgemm_mr, kernels.dgemm_nr
 
 
-def _split_rows(Py_ssize_t rows, Py_ssize_t base_tasks, Py_ssize_t MR):
-    """(rows per task, row tasks): split `rows` into MR-multiples when base_tasks is too few."""
+def _split_rows(Py_ssize_t rows, Py_ssize_t base_tasks, Py_ssize_t MR,
+                Py_ssize_t min_tasks=MIN_TASKS):
+    """(rows per task, row tasks): split `rows` into MR-multiples when base_tasks is fewer than
+    min_tasks."""
     cdef Py_ssize_t parts, per_task
-    if base_tasks >= MIN_TASKS or rows <= MR:
+    if base_tasks >= min_tasks or rows <= MR:
         return rows, 1
-    parts = min((rows + MR - 1) // MR, (MIN_TASKS + base_tasks - 1) // base_tasks)
+    parts = min((rows + MR - 1) // MR, (min_tasks + base_tasks - 1) // base_tasks)
     per_task = ((rows + parts - 1) // parts + MR - 1) // MR * MR
     return per_task, (rows + per_task - 1) // per_task
 
@@ -592,6 +652,110 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                     _pack_a(kernels, w_group + m0 * R + k0, R, mc, kc, MR, a_packed)
                     _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
                                        y_block + (m0 - m_begin) * P, P, b_packed + b_size)
+
+
+cdef void _pack_im2col_over_batch(const floating *x, Py_ssize_t image_stride,
+                                  const ConvShape *s, Py_ssize_t k0, Py_ssize_t kc,
+                                  Py_ssize_t q0, Py_ssize_t qc, Py_ssize_t MR,
+                                  floating *packed) noexcept nogil:
+    """A = col[k0:k0+kc, q0:q0+qc]^T packed into MR-row panels, where column q of col is pixel
+    q % P of image q // P (the images lie image_stride elements apart): the rows of A are the
+    batch's output pixels, whatever image they come from."""
+    cdef Py_ssize_t P = s.HO * s.WO
+    cdef Py_ssize_t panel, rows, q, run
+    cdef floating *dst
+    for panel in range((qc + MR - 1) // MR):
+        rows = min(MR, qc - panel * MR)
+        dst = packed + panel * kc * MR
+        if rows < MR:
+            memset(dst, 0, kc * MR * sizeof(floating))
+        q = q0 + panel * MR
+        while q < q0 + panel * MR + rows:
+            run = min(P - q % P, q0 + panel * MR + rows - q)
+            _im2col_tile(x + (q // P) * image_stride, s, k0, kc, q % P, run, MR, 1,
+                         dst + q - (q0 + panel * MR))
+            q = q + run
+
+
+def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                             const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
+                             Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                             Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, int isa,
+                             int num_threads):
+    """y := conv2d(x, w) + bias as the transposed product y_g^T = col_g^T @ W_g^T, whose rows
+    are the output pixels of the whole batch (for layers with few output pixels per image).
+
+    `conv2d_im2col` gives each image's pixels the micro-kernel's NR-wide side, so an image of
+    36 pixels fills two 32-wide tiles; here the batch's pixels take the MR-high side in one run
+    and the filters the NR-wide one (they come in multiples of 8 or 16 in real layers). Each
+    packed panel of filters serves all GEMM_MC_PANELS panels of pixels of a task, so the
+    filters are read from memory once per block of pixels, not once per image. Results are
+    bit-identical to `conv2d_im2col`'s: every output is the bias plus the same GEMM_KC-long
+    blocks of products, summed in the same order.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    MR, NR = _micro_tile(kernels, floating is float)
+    cdef Py_ssize_t N = x.shape[0], CG = w.shape[1], K = w.shape[0]
+    cdef ConvShape s = _conv_shape(x.shape[2], x.shape[3], w.shape[2], w.shape[3], y.shape[2],
+                                   y.shape[3], SH, SW, PH, PW, DH, DW)
+    cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO, Q = N * P
+    cdef Py_ssize_t QB = GEMM_MC_PANELS * MR, FT = GEMM_OVER_BATCH_FILTER_PANELS * NR
+    cdef Py_ssize_t pixel_blocks = (Q + QB - 1) // QB
+    cdef Py_ssize_t filters_per_task, filter_tasks
+    filters_per_task, filter_tasks = _split_rows(KG, groups * pixel_blocks, NR,
+                                                 GEMM_OVER_BATCH_MIN_TASKS)
+    if filters_per_task > FT:
+        filters_per_task, filter_tasks = FT, (KG + FT - 1) // FT
+    cdef Py_ssize_t a_size = QB * GEMM_KC, b_size = NR * GEMM_KC, c_size = QB * FT
+    cdef floating[:, ::1] workspace = np.empty(
+        (num_threads, a_size + b_size + c_size),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
+    cdef Py_ssize_t t, g, qb, ft, q0, qc, f_begin, nf, ldt, kb, k0, kc, jr, ir, q, f, n, p
+    cdef floating *a_packed
+    cdef floating *b_packed
+    cdef floating *c_rows
+    cdef floating *y_row
+    cdef const floating *x_group
+    cdef const floating *w_filters
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            a_packed = &workspace[threadid(), 0]
+            b_packed = a_packed + a_size
+            c_rows = b_packed + b_size
+            ft = t % filter_tasks
+            qb = (t // filter_tasks) % pixel_blocks
+            g = t // (filter_tasks * pixel_blocks)
+            q0 = qb * QB
+            qc = min(QB, Q - q0)
+            f_begin = ft * filters_per_task
+            nf = min(KG - f_begin, filters_per_task)
+            ldt = (nf + NR - 1) // NR * NR
+            x_group = &x[0, 0, 0, 0] + g * CG * s.H * s.W
+            w_filters = &w[0, 0, 0, 0] + (g * KG + f_begin) * R
+            # Rows of C^T start as the bias, so the sum runs in conv2d_im2col's order.
+            for q in range((qc + MR - 1) // MR * MR):
+                for f in range(ldt):
+                    c_rows[q * ldt + f] = (
+                        bias[g * KG + f_begin + f] if has_bias and f < nf else 0)
+            for kb in range((R + GEMM_KC - 1) // GEMM_KC):
+                k0 = kb * GEMM_KC
+                kc = min(GEMM_KC, R - k0)
+                _pack_im2col_over_batch(x_group, groups * CG * s.H * s.W, &s, k0, kc, q0, qc,
+                                        MR, a_packed)
+                for jr in range(ldt // NR):
+                    _pack_a(kernels, w_filters + jr * NR * R + k0, R, min(NR, nf - jr * NR),
+                            kc, NR, b_packed)
+                    for ir in range((qc + MR - 1) // MR):
+                        _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed,
+                                 c_rows + ir * MR * ldt + jr * NR, ldt, 1)
+            for q in range(qc):
+                n = (q0 + q) // P
+                p = (q0 + q) % P
+                y_row = &y[0, 0, 0, 0] + (n * K + g * KG + f_begin) * P + p
+                for f in range(nf):
+                    y_row[f * P] = c_rows[q * ldt + f]
 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] w,

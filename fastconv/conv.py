@@ -95,13 +95,33 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     if geometry.reduction_size == 0:
         y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]
         return y if batched else y[0]
-    driver = _conv.conv2d_direct if algorithm == "direct" else _conv.conv2d_im2col
+    driver = _forward_driver(algorithm, geometry)
     bias = np.zeros(1, x.dtype) if b is None else aligned_contiguous(b)
     cut_geometry, x_cut, y_cut = _recut(_pointwise_cut(geometry, algorithm == "im2col"),
                                         geometry, aligned_contiguous(x), y)
     driver(x_cut, aligned_contiguous(w), bias, b is not None, y_cut,
            *_driver_arguments(cut_geometry))
     return y if batched else y[0]
+
+
+# Output planes with fewer pixels than this run im2col's GEMM over the whole batch's pixels.
+GEMM_OVER_BATCH_BELOW_PIXELS = 64
+
+
+def _forward_driver(algorithm, geometry):
+    """The Cython driver that runs `algorithm` on `geometry`.
+
+    im2col's GEMM gives each image's output pixels the micro-kernel's 32-wide side (16 for
+    float64), so a plane of fewer than 64 pixels leaves much of each tile empty: an FC layer
+    run as a 7x7 convolution on 12x12 input (6x6 = 36 pixels) computed 64 columns for 36, and
+    one on 7x7 input (1 pixel) 32 for 1. Below 64 pixels the GEMM runs transposed instead, with
+    the pixels of all images as rows (14 per tile) and the filters as the wide side.
+    """
+    if algorithm == "direct":
+        return _conv.conv2d_direct
+    if geometry.HO * geometry.WO < GEMM_OVER_BATCH_BELOW_PIXELS:
+        return _conv.conv2d_im2col_over_batch
+    return _conv.conv2d_im2col
 
 
 # Widest rows a pointwise plane is re-cut into for the direct kernels (see _pointwise_cut).

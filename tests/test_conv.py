@@ -105,6 +105,11 @@ NAMED_CASES = {
     "no_bias_3x3": Case(2, 3, 8, 8, 4, 3, 3, padding=1, bias=False),
     "no_bias_groups_depthwise": Case(1, 4, 6, 6, 8, 3, 3, groups=4, bias=False),
     "no_bias_big_reduction": Case(1, 100, 4, 5, 18, 3, 3, padding=1, bias=False),
+    # Output planes under 64 pixels: im2col's GEMM runs over the whole batch's pixels.
+    "fc_layer_as_7x7_conv_batch_5_K70": Case(5, 40, 7, 7, 70, 7, 7),
+    "pixel_blocks_straddling_images_N9_6x6_out": Case(9, 6, 8, 8, 19, 3, 3),
+    "over_1024_filters_few_pixels": Case(2, 3, 5, 5, 1100, 3, 3, padding=1, bias=False),
+    "groups_2_stride_2_few_pixels": Case(3, 8, 6, 7, 12, 3, 3, groups=2, stride=2, padding=1),
 }
 
 
@@ -263,6 +268,38 @@ def test_matches_oracle_on_random_geometries(isa, case, algorithm, dtype, seed):
 
 
 # ---------------------------------------------------------------------------------------------
+# Small output planes: the GEMM over the batch's pixels
+# ---------------------------------------------------------------------------------------------
+
+SMALL_PLANE_CASES = ["fc_layer_as_7x7_conv_batch_5_K70", "pixel_blocks_straddling_images_N9_6x6_out",
+                     "over_1024_filters_few_pixels", "groups_2_stride_2_few_pixels",
+                     "filters_K70_one_pixel", "single_pixel_image_1x1_kernel"]
+
+
+@pytest.mark.parametrize("name", SMALL_PLANE_CASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_over_the_batch_equals_the_per_image_gemm_bit_for_bit(isa, dtype, name):
+    """conv2d_im2col_over_batch promises the per-image driver's sums in the same order."""
+    from fastconv import _conv, conv as conv_module
+    from fastconv._geometry import conv2d_geometry
+
+    case = NAMED_CASES[name]
+    x, w, b = make_inputs(case, dtype, seed=5)
+    x, w, b, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
+                                           case.dilation, case.groups)
+    assert geometry.HO * geometry.WO < conv_module.GEMM_OVER_BATCH_BELOW_PIXELS
+    assert conv_module._forward_driver("im2col", geometry) is _conv.conv2d_im2col_over_batch
+    bias = np.zeros(1, dtype) if b is None else b
+    results = []
+    for driver in (_conv.conv2d_im2col, _conv.conv2d_im2col_over_batch):
+        y = np.full(geometry.output_shape, np.nan, dtype)
+        driver(x, w, bias, b is not None, y, *conv_module._driver_arguments(geometry))
+        results.append(y)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert_matches_reference(results[1], x, w, b, **case.reference_kwargs())
+
+
+# ---------------------------------------------------------------------------------------------
 # Threads
 # ---------------------------------------------------------------------------------------------
 
@@ -271,6 +308,7 @@ THREAD_CASES = {
     "N3_C20_17x19_K37_stride2_no_bias": Case(3, 20, 17, 19, 37, 3, 3, stride=2, bias=False),
     "depthwise_N3_C20_17x19": Case(3, 20, 17, 19, 20, 3, 3, padding=1, groups=20),
     "N1_C64_9x9_K70_big_reduction": Case(1, 64, 9, 9, 70, 3, 3, padding=1),
+    "N9_C6_8x8_K19_few_pixels": Case(9, 6, 8, 8, 19, 3, 3),
 }
 
 
