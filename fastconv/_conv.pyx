@@ -849,18 +849,22 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
     cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO
     cdef Py_ssize_t NCW = GEMM_DW_PANELS * NR, MC = GEMM_MC_PANELS * MR
     cdef Py_ssize_t col_blocks = (R + NCW - 1) // NCW
-    cdef Py_ssize_t images_per_part = (N + parts - 1) // parts
+    # The reduction runs over units (image, block of GEMM_KC pixels); part s sums units
+    # [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
+    cdef Py_ssize_t pixel_blocks = (P + GEMM_KC - 1) // GEMM_KC, units = N * pixel_blocks
     cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NCW * GEMM_KC, rows_size = NR * GEMM_KC
     cdef floating[:, ::1] workspace = np.empty(
         (num_threads, a_size + b_size + rows_size + FC_GEMM_MAX_TILE),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = parts * groups * col_blocks
-    cdef Py_ssize_t t, part, g, cb, r0, nc, n, pb, p0, kc, mb, m0, mc, i
+    cdef Py_ssize_t t, part, g, cb, r0, nc, u, n, pb, p0, kc, mb, m0, mc, i
     cdef floating *a_packed
     cdef floating *b_packed
     cdef floating *dw_block
     with nogil:
-        for t in prange(tasks, schedule="static", num_threads=num_threads):
+        # Tasks differ in size (the last column block is partial) and are few, so they are
+        # handed out as threads free up; each writes only its own block, in a fixed order.
+        for t in prange(tasks, schedule="dynamic", num_threads=num_threads):
             a_packed = &workspace[threadid(), 0]
             b_packed = a_packed + a_size
             cb = t % col_blocks
@@ -871,31 +875,34 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
             dw_block = &dw_parts[0, 0, 0, 0, 0] + (part * K + g * KG) * R + r0
             for i in range(KG):
                 memset(dw_block + i * R, 0, nc * sizeof(floating))
-            for n in range(part * images_per_part, min(N, (part + 1) * images_per_part)):
-                for pb in range((P + GEMM_KC - 1) // GEMM_KC):
-                    p0 = pb * GEMM_KC
-                    kc = min(GEMM_KC, P - p0)
-                    _pack_im2col_transposed(kernels, &x[n, g * CG, 0, 0], &s, p0, kc, r0, nc,
-                                            NR, b_packed + b_size, b_packed)
-                    for mb in range((KG + MC - 1) // MC):
-                        m0 = mb * MC
-                        mc = min(MC, KG - m0)
-                        _pack_a(kernels, &dy[n, g * KG + m0, 0, 0] + p0, P, mc, kc, MR, a_packed)
-                        _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
-                                           dw_block + m0 * R, R, b_packed + b_size + rows_size)
+            for u in range(part * units // parts, (part + 1) * units // parts):
+                n = u // pixel_blocks
+                p0 = u % pixel_blocks * GEMM_KC
+                kc = min(GEMM_KC, P - p0)
+                _pack_im2col_transposed(kernels, &x[n, g * CG, 0, 0], &s, p0, kc, r0, nc,
+                                        NR, b_packed + b_size, b_packed)
+                for mb in range((KG + MC - 1) // MC):
+                    m0 = mb * MC
+                    mc = min(MC, KG - m0)
+                    _pack_a(kernels, &dy[n, g * KG + m0, 0, 0] + p0, P, mc, kc, MR, a_packed)
+                    _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
+                                       dw_block + m0 * R, R, b_packed + b_size + rows_size)
 
 
-def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t dw_size,
-                          int isa, bint single):
-    """How many batch parts conv2d_backward_weight should use: 1 unless dw's column blocks give
-    the threads too little work, and never so many that the partial sums take over 64 MiB."""
+def backward_weight_parts(Py_ssize_t N, Py_ssize_t P, Py_ssize_t groups, Py_ssize_t R,
+                          Py_ssize_t dw_size, int isa, bint single, bint direct):
+    """How many partial sums the backward-weights drivers should use: 1 unless dw's blocks give
+    the threads too little work, and never so many that the partial sums take over 64 MiB.
+    conv2d_backward_weight_direct splits the batch by images; conv2d_backward_weight by
+    (image, block of GEMM_KC of its P output pixels), so it splits a batch of one image too."""
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR, NR
     MR, NR = _micro_tile(kernels, single)
     cdef Py_ssize_t base_tasks = groups * ((R + GEMM_DW_PANELS * NR - 1) // (GEMM_DW_PANELS * NR))
+    cdef Py_ssize_t units = N if direct else N * ((P + GEMM_KC - 1) // GEMM_KC)
     cdef Py_ssize_t parts = 1
     if base_tasks < MIN_TASKS:
-        parts = min(N, (MIN_TASKS + base_tasks - 1) // base_tasks)
+        parts = min(units, (MIN_TASKS + base_tasks - 1) // base_tasks)
     return max(1, min(parts, (64 * 2**20) // max(1, dw_size * (4 if single else 8))))
 
 

@@ -221,16 +221,17 @@ def _backward_weight(dy, x, geometry):
     shape = (geometry.K, geometry.C // geometry.groups, geometry.FH, geometry.FW)
     if geometry.N == 0 or geometry.reduction_size == 0 or geometry.K == 0:
         return np.zeros(shape, dtype=dy.dtype)
-    parts = _conv.backward_weight_parts(geometry.N, geometry.groups, geometry.reduction_size,
-                                        geometry.K * geometry.reduction_size,
-                                        _config.isa_code(), dy.dtype == np.float32)
-    dw_parts = np.empty((parts,) + shape, dtype=dy.dtype)
     # With few taps per filter (C/groups*FH*FW) the GEMM's panels are mostly padding and packing
     # the transposed column matrix costs more than the products: dot products of dy's rows with
     # the input band's rows are ~3x faster there, and slower everywhere else (measured).
     direct = geometry.reduction_size < 64 and _conv.direct_band_fits(
         geometry.C // geometry.groups, geometry.FH, geometry.FW, geometry.WO,
         geometry.stride[1], *geometry.dilation, dy.dtype.itemsize)
+    parts = _conv.backward_weight_parts(geometry.N, geometry.HO * geometry.WO, geometry.groups,
+                                        geometry.reduction_size,
+                                        geometry.K * geometry.reduction_size,
+                                        _config.isa_code(), dy.dtype == np.float32, direct)
+    dw_parts = np.empty((parts,) + shape, dtype=dy.dtype)
     driver = _conv.conv2d_backward_weight_direct if direct else _conv.conv2d_backward_weight
     cut_geometry, dy_cut, x_cut = _recut(_pointwise_cut(geometry, not direct), geometry,
                                          aligned_contiguous(dy), aligned_contiguous(x))

@@ -318,17 +318,23 @@ THREAD_CASES = {
     "N37_C3_3x3_K12_small_R_batch_parts": Case(37, 3, 10, 10, 12, 3, 3, padding=1),
     "depthwise_N3_C20_17x19": Case(3, 20, 17, 19, 20, 3, 3, padding=1, groups=20),
     "N2_C16_21x21_K24_5x5_stride2": Case(2, 16, 21, 21, 24, 5, 5, stride=2, padding=2),
+    "N1_C8_20x20_K16_one_image_split_by_pixels": Case(1, 8, 20, 20, 16, 3, 3, padding=1),
 }
 
 
-def test_small_reduction_with_big_batch_really_splits_dw_into_batch_parts():
-    # The premise of the thread case above: dw is summed from several batch parts on every ISA.
-    case = THREAD_CASES["N37_C3_3x3_K12_small_R_batch_parts"]
+@pytest.mark.parametrize("name, direct", [("N37_C3_3x3_K12_small_R_batch_parts", True),
+                                          ("N1_C8_20x20_K16_one_image_split_by_pixels", False)])
+def test_dw_of_few_blocks_is_really_summed_from_several_parts(name, direct):
+    # The premise of the thread cases above: dw is summed from several parts on every ISA, by
+    # images (direct driver) or, for a batch of one, by blocks of one image's pixels (GEMM).
+    case = THREAD_CASES[name]
     R = case.C * case.FH * case.FW
+    assert (R < 64) == direct  # the rule fastconv.conv._backward_weight applies
     for isa in _config.available_isas():
         for single in (True, False):
-            parts = _conv.backward_weight_parts(case.N, 1, R, case.K * R,
-                                                fastconv._runtime.ISA_CODES[isa], single)
+            parts = _conv.backward_weight_parts(case.N, case.H * case.W, 1, R, case.K * R,
+                                                fastconv._runtime.ISA_CODES[isa], single,
+                                                direct)
             assert parts > 1, (isa, single, parts)
 
 
