@@ -143,13 +143,21 @@ cdef inline Py_ssize_t _col_run(const ConvShape *s, const ColRow *row, Py_ssize_
     return hi
 
 
-cdef void _im2col_tile(const floating *x, const ConvShape *s, Py_ssize_t r0, Py_ssize_t rc,
-                       Py_ssize_t p0, Py_ssize_t pc, Py_ssize_t r_stride, Py_ssize_t p_stride,
-                       floating *out) noexcept nogil:
-    """out[(r-r0)*r_stride + (p-p0)*p_stride] = col[r, p] for r0 <= r < r0+rc, p0 <= p < p0+pc,
-    x being one image's channels of one group. Pixels go in runs within one output row, so each
-    run is a bounds-free copy (contiguous at unit strides) between two zero fills; the index
-    arithmetic is done once per row of col, not per run (short output rows make many runs)."""
+cdef inline void _copy_strided(const fc_kernel_table *kernels, const floating *src,
+                               Py_ssize_t stride, Py_ssize_t n, floating *dst) noexcept nogil:
+    if floating is float:
+        kernels.scopy_strided(src, stride, n, dst)
+    else:
+        kernels.dcopy_strided(src, stride, n, dst)
+
+
+cdef void _im2col_tile(const fc_kernel_table *kernels, const floating *x, const ConvShape *s,
+                       Py_ssize_t r0, Py_ssize_t rc, Py_ssize_t p0, Py_ssize_t pc,
+                       Py_ssize_t r_stride, floating *out) noexcept nogil:
+    """out[(r-r0)*r_stride + (p-p0)] = col[r, p] for r0 <= r < r0+rc, p0 <= p < p0+pc, x being
+    one image's channels of one group. Pixels go in runs within one output row, so each run is
+    a bounds-free copy (strided at strides > 1) between two zero fills; the index arithmetic is
+    done once per row of col, not per run (short output rows make many runs)."""
     cdef Py_ssize_t rr, p, ho, wo, run, hi, begin, end, i
     cdef ColRow row
     cdef const floating *x_row
@@ -165,19 +173,17 @@ cdef void _im2col_tile(const floating *x, const ConvShape *s, Py_ssize_t r0, Py_
         while p < p0 + pc:
             run = min(s.WO - wo, p0 + pc - p)
             hi = _col_run(s, &row, ho, wo, run, &begin, &end)
-            dst = out + rr * r_stride + (p - p0 - wo) * p_stride
+            dst = out + rr * r_stride + (p - p0 - wo)
             for i in range(wo, begin):
-                dst[i * p_stride] = 0
+                dst[i] = 0
             if begin < end:
                 x_row = x + (row.c * s.H + hi) * s.W + row.shift
-                if s.SW == 1 and p_stride == 1:
-                    for i in range(begin, end):
-                        dst[i] = x_row[i]
+                if s.SW == 1:
+                    memcpy(dst + begin, x_row + begin, (end - begin) * sizeof(floating))
                 else:
-                    for i in range(begin, end):
-                        dst[i * p_stride] = x_row[i * s.SW]
+                    _copy_strided(kernels, x_row + begin * s.SW, s.SW, end - begin, dst + begin)
             for i in range(end, wo + run):
-                dst[i * p_stride] = 0
+                dst[i] = 0
             p = p + run
             ho = ho + 1
             wo = 0
@@ -287,8 +293,8 @@ cdef void _pack_b(const floating *src, Py_ssize_t row_stride, Py_ssize_t kc, Py_
                 dst[p * NR + j] = 0
 
 
-cdef void _pack_im2col(const floating *x, const ConvShape *s, Py_ssize_t k0, Py_ssize_t kc,
-                       Py_ssize_t p0, Py_ssize_t nc, Py_ssize_t NR,
+cdef void _pack_im2col(const fc_kernel_table *kernels, const floating *x, const ConvShape *s,
+                       Py_ssize_t k0, Py_ssize_t kc, Py_ssize_t p0, Py_ssize_t nc, Py_ssize_t NR,
                        floating *packed) noexcept nogil:
     """B = col[k0:k0+kc, p0:p0+nc] packed into NR-column panels (the forward's B operand)."""
     cdef Py_ssize_t panel, pc
@@ -296,7 +302,7 @@ cdef void _pack_im2col(const floating *x, const ConvShape *s, Py_ssize_t k0, Py_
         pc = min(NR, nc - panel * NR)
         if pc < NR:
             memset(packed + panel * kc * NR, 0, kc * NR * sizeof(floating))
-        _im2col_tile(x, s, k0, kc, p0 + panel * NR, pc, NR, 1, packed + panel * kc * NR)
+        _im2col_tile(kernels, x, s, k0, kc, p0 + panel * NR, pc, NR, packed + panel * kc * NR)
 
 
 cdef void _pack_im2col_transposed(const fc_kernel_table *kernels, const floating *x,
@@ -309,7 +315,7 @@ cdef void _pack_im2col_transposed(const fc_kernel_table *kernels, const floating
     cdef Py_ssize_t panel, rc
     for panel in range((nc + NR - 1) // NR):
         rc = min(NR, nc - panel * NR)
-        _im2col_tile(x, s, r0 + panel * NR, rc, p0, kc, kc, 1, rows)
+        _im2col_tile(kernels, x, s, r0 + panel * NR, rc, p0, kc, kc, rows)
         _pack_kmajor(kernels, rows, kc, rc, kc, NR, packed + panel * kc * NR)
 
 
@@ -645,7 +651,7 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             for kb in range((R + GEMM_KC - 1) // GEMM_KC):
                 k0 = kb * GEMM_KC
                 kc = min(GEMM_KC, R - k0)
-                _pack_im2col(x_image, &s, k0, kc, p0, nc, NR, b_packed)
+                _pack_im2col(kernels, x_image, &s, k0, kc, p0, nc, NR, b_packed)
                 for mb in range((m_end - m_begin + MC - 1) // MC):
                     m0 = m_begin + mb * MC
                     mc = min(MC, m_end - m0)
@@ -654,9 +660,9 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                                        y_block + (m0 - m_begin) * P, P, b_packed + b_size)
 
 
-cdef void _pack_im2col_over_batch(const floating *x, Py_ssize_t image_stride,
-                                  const ConvShape *s, Py_ssize_t k0, Py_ssize_t kc,
-                                  Py_ssize_t q0, Py_ssize_t qc, Py_ssize_t MR,
+cdef void _pack_im2col_over_batch(const fc_kernel_table *kernels, const floating *x,
+                                  Py_ssize_t image_stride, const ConvShape *s, Py_ssize_t k0,
+                                  Py_ssize_t kc, Py_ssize_t q0, Py_ssize_t qc, Py_ssize_t MR,
                                   floating *packed) noexcept nogil:
     """A = col[k0:k0+kc, q0:q0+qc]^T packed into MR-row panels, where column q of col is pixel
     q % P of image q // P (the images lie image_stride elements apart): the rows of A are the
@@ -672,7 +678,7 @@ cdef void _pack_im2col_over_batch(const floating *x, Py_ssize_t image_stride,
         q = q0 + panel * MR
         while q < q0 + panel * MR + rows:
             run = min(P - q % P, q0 + panel * MR + rows - q)
-            _im2col_tile(x + (q // P) * image_stride, s, k0, kc, q % P, run, MR, 1,
+            _im2col_tile(kernels, x + (q // P) * image_stride, s, k0, kc, q % P, run, MR,
                          dst + q - (q0 + panel * MR))
             q = q + run
 
@@ -742,8 +748,8 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
             for kb in range((R + GEMM_KC - 1) // GEMM_KC):
                 k0 = kb * GEMM_KC
                 kc = min(GEMM_KC, R - k0)
-                _pack_im2col_over_batch(x_group, groups * CG * s.H * s.W, &s, k0, kc, q0, qc,
-                                        MR, a_packed)
+                _pack_im2col_over_batch(kernels, x_group, groups * CG * s.H * s.W, &s, k0, kc,
+                                        q0, qc, MR, a_packed)
                 for jr in range(ldt // NR):
                     _pack_a(kernels, w_filters + jr * NR * R + k0, R, min(NR, nf - jr * NR),
                             kc, NR, b_packed)

@@ -50,6 +50,11 @@ cdef extern from "fastconv_kernels.h" nogil:
                                         Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t panel,
                                         double *dst) noexcept nogil
 
+    ctypedef void (*fc_scopy_strided_fn)(const float *src, Py_ssize_t stride, Py_ssize_t n,
+                                         float *dst) noexcept nogil
+    ctypedef void (*fc_dcopy_strided_fn)(const double *src, Py_ssize_t stride, Py_ssize_t n,
+                                         double *dst) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -77,6 +82,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         fc_dconv2d_backward_weight_tile_fn dbackward_weight_tile
         fc_spack_kmajor_fn spack_kmajor
         fc_dpack_kmajor_fn dpack_kmajor
+        fc_scopy_strided_fn scopy_strided
+        fc_dcopy_strided_fn dcopy_strided
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

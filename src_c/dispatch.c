@@ -14,6 +14,7 @@ static const fc_kernel_table generic_table = {
     4, 4, fc_dconv2d_direct_tile_4x8__generic, "fc_dconv2d_direct_tile_4x8__generic",
     2, 4, fc_sconv2d_backward_weight_tile_2x4__generic, fc_dconv2d_backward_weight_tile_2x4__generic,
     fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
+    fc_scopy_strided__generic, fc_dcopy_strided__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -26,6 +27,7 @@ static const fc_kernel_table avx2_table = {
     6, 4, fc_dconv2d_direct_tile_6x8__avx2, "fc_dconv2d_direct_tile_6x8__avx2",
     2, 4, fc_sconv2d_backward_weight_tile_2x4__avx2, fc_dconv2d_backward_weight_tile_2x4__avx2,
     fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
+    fc_scopy_strided__generic, fc_dcopy_strided__generic,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -37,6 +39,7 @@ static const fc_kernel_table avx512_table = {
     14, 8, fc_dconv2d_direct_tile_14x16__avx512, "fc_dconv2d_direct_tile_14x16__avx512",
     4, 6, fc_sconv2d_backward_weight_tile_4x6__avx512, fc_dconv2d_backward_weight_tile_4x6__avx512,
     fc_spack_kmajor__avx512, fc_dpack_kmajor__generic,
+    fc_scopy_strided__avx512, fc_dcopy_strided__avx512,
 };
 #endif
 

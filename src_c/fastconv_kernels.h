@@ -161,6 +161,19 @@ void fc_dpack_kmajor__generic(const double *src, ptrdiff_t row_stride, ptrdiff_t
 void fc_spack_kmajor__avx512(const float *src, ptrdiff_t row_stride, ptrdiff_t rows,
                              ptrdiff_t kc, ptrdiff_t panel, float *dst);
 
+/*
+ * Strided copy: dst[i] = src[i * stride] for 0 <= i < n (the column matrix of a strided layer
+ * takes every stride-th input of a row). Reads and writes only those elements.
+ */
+typedef void (*fc_scopy_strided_fn)(const float *src, ptrdiff_t stride, ptrdiff_t n,
+                                    float *dst);
+typedef void (*fc_dcopy_strided_fn)(const double *src, ptrdiff_t stride, ptrdiff_t n,
+                                    double *dst);
+void fc_scopy_strided__generic(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
+void fc_dcopy_strided__generic(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
+void fc_scopy_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
+void fc_dcopy_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
+
 /* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
 #define FC_GEMM_MAX_TILE 448
 
@@ -186,6 +199,8 @@ typedef struct {
     fc_dconv2d_backward_weight_tile_fn dbackward_weight_tile;
     fc_spack_kmajor_fn spack_kmajor;
     fc_dpack_kmajor_fn dpack_kmajor;
+    fc_scopy_strided_fn scopy_strided;
+    fc_dcopy_strided_fn dcopy_strided;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

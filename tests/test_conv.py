@@ -105,6 +105,9 @@ NAMED_CASES = {
     "no_bias_3x3": Case(2, 3, 8, 8, 4, 3, 3, padding=1, bias=False),
     "no_bias_groups_depthwise": Case(1, 4, 6, 6, 8, 3, 3, groups=4, bias=False),
     "no_bias_big_reduction": Case(1, 100, 4, 5, 18, 3, 3, padding=1, bias=False),
+    # Strided rows of 20 outputs: the column matrix copies every s-th input (SIMD for s <= 8).
+    **{f"stride_{s}_rows_of_20_outputs": Case(1, 8, 12, 20 * s + 2, 6, 3, 3, stride=s, padding=1)
+       for s in (2, 3, 4, 5, 7, 8, 9)},
     # Output planes under 64 pixels: im2col's GEMM runs over the whole batch's pixels.
     "fc_layer_as_7x7_conv_batch_5_K70": Case(5, 40, 7, 7, 70, 7, 7),
     "pixel_blocks_straddling_images_N9_6x6_out": Case(9, 6, 8, 8, 19, 3, 3),
