@@ -469,6 +469,43 @@ cdef inline void _direct_tile(const fc_kernel_table *kernels, Py_ssize_t taps,
         kernels.ddirect_tile(taps, tap_offset, x0, x1, w, y0, y1, k_stride, kt, lanes0, lanes1)
 
 
+cdef Py_ssize_t _flat_row_len(Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, Py_ssize_t PW,
+                              Py_ssize_t DW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t VW):
+    """The band row length of flat rows, or 0 when they do not save lanes.
+
+    At unit strides output (r, wo) of a block can sit at band position r*L + wo, each tap
+    reading r*L + wo + its offset: vectors then run over the block's outputs as one flat row and
+    only the L - WO positions between rows are computed in vain, instead of the lanes up to a
+    multiple of VW in every row (56-pixel rows fill 56 of 64 lanes). Row r's right padding and
+    row r+1's left padding share the zeros between them, so L = max(PW + W, WO + (FW-1)*DW - PW).
+    """
+    if SH != 1 or SW != 1:
+        return 0
+    cdef Py_ssize_t L = max(PW + W, WO + (FW - 1) * DW - PW)
+    cdef Py_ssize_t row_lanes = (WO + VW - 1) // VW * VW
+    # Flat rows win when they compute fewer positions per output row.
+    return L if L < row_lanes else 0
+
+
+cdef inline unsigned _flat_lanes(Py_ssize_t f0, Py_ssize_t L, Py_ssize_t WO, Py_ssize_t span,
+                                 Py_ssize_t VW, Py_ssize_t *first) noexcept nogil:
+    """The lanes of the flat vector at positions f0 .. f0+VW-1 that are outputs (column < WO,
+    position < span), and in first the output index r*WO + wo of the lowest of them."""
+    cdef Py_ssize_t r = f0 // L, wo = f0 % L, l
+    cdef unsigned lanes = 0
+    first[0] = 0
+    for l in range(VW):
+        if f0 + l < span and wo < WO:
+            if lanes == 0:
+                first[0] = r * WO + wo
+            lanes = lanes | (1u << l)
+        wo = wo + 1
+        if wo == L:
+            wo = 0
+            r = r + 1
+    return lanes
+
+
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                   Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
@@ -496,8 +533,10 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
     cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
     cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW
-    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, row_vectors * VW, SH, SW, DH, DW,
-                                               sizeof(floating), K * taps * sizeof(floating))
+    cdef Py_ssize_t flat_len = _flat_row_len(W, WO, FW, PW, DW, SH, SW, VW)
+    cdef BandLayout band_layout = _band_layout(
+        CG, FH, FW, HO, flat_len - (FW - 1) * DW if flat_len else row_vectors * VW, SH, SW, DH,
+        DW, sizeof(floating), K * taps * sizeof(floating))
     cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
     cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
     cdef Py_ssize_t max_band_rows = band_layout.band_rows
@@ -508,11 +547,14 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
     cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
-    cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
-                                           dtype=dtype)
+    # Flat rows read past the band's last row: into the next channel's zeros, and past the last
+    # channel into this tail (zeros, so no lane ever computes on stale or denormal values).
+    cdef Py_ssize_t band_tail = row_len + VW if flat_len else 0
+    cdef floating[:, ::1] bands = np.zeros(
+        (num_threads, CG * max_band_rows * row_len + band_tail), dtype=dtype)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
-    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1
-    cdef Py_ssize_t wo0, wo1, tb, t0
+    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1, span
+    cdef Py_ssize_t wo0, wo1, tb, t0, x_at0, x_at1, y_at0, y_at1
     # Taps summed in registers per tile call, whole channels: the partial sums then go into y,
     # which keeps float32 rounding at the level of a blocked sum (one chain over all 4608 taps
     # of vgg_conv5_2 measured 4x the error of PyTorch's).
@@ -543,24 +585,33 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                 kt = min(KT, KG - kb * KT)
                 _fill_rows(&y[n, g * KG + kb * KT, ho0, 0], kt, HO * WO, rows * WO, &bias[0],
                            has_bias, g * KG + kb * KT)
-                y_tile = &y[n, g * KG + kb * KT, 0, 0]
-                vectors = rows * row_vectors
+                y_tile = &y[n, g * KG + kb * KT, ho0, 0]
+                span = (rows - 1) * row_len + WO
+                vectors = (span + VW - 1) // VW if flat_len else rows * row_vectors
                 for pair in range((vectors + 1) // 2):
                     v0 = 2 * pair
                     v1 = min(v0 + 1, vectors - 1)
-                    wo0 = v0 % row_vectors * VW
-                    wo1 = v1 % row_vectors * VW
-                    lanes0 = (1u << min(VW, WO - wo0)) - 1
-                    lanes1 = (1u << min(VW, WO - wo1)) - 1 if v1 != v0 else 0
+                    if flat_len:
+                        x_at0, x_at1 = v0 * VW, v1 * VW
+                        lanes0 = _flat_lanes(x_at0, row_len, WO, span, VW, &y_at0)
+                        lanes1 = _flat_lanes(x_at1, row_len, WO, span, VW, &y_at1)
+                    else:
+                        wo0 = v0 % row_vectors * VW
+                        wo1 = v1 % row_vectors * VW
+                        x_at0 = v0 // row_vectors * SH * row_len + wo0
+                        x_at1 = v1 // row_vectors * SH * row_len + wo1
+                        y_at0 = v0 // row_vectors * WO + wo0
+                        y_at1 = v1 // row_vectors * WO + wo1
+                        lanes0 = (1u << min(VW, WO - wo0)) - 1
+                        lanes1 = (1u << min(VW, WO - wo1)) - 1
+                    if v1 == v0:
+                        lanes1 = 0
                     for tb in range((taps + sum_taps - 1) // sum_taps):
                         t0 = tb * sum_taps
                         _direct_tile(kernels, min(sum_taps, taps - t0), &tap_offset[t0],
-                                     band + v0 // row_vectors * SH * row_len + wo0,
-                                     band + v1 // row_vectors * SH * row_len + wo1,
+                                     band + x_at0, band + x_at1,
                                      &packed[g * k_blocks + kb, t0 * KT],
-                                     y_tile + (ho0 + v0 // row_vectors) * WO + wo0,
-                                     y_tile + (ho0 + v1 // row_vectors) * WO + wo1,
-                                     HO * WO, kt, lanes0, lanes1)
+                                     y_tile + y_at0, y_tile + y_at1, HO * WO, kt, lanes0, lanes1)
 
 
 cdef void _conv2d_direct_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

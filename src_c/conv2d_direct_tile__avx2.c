@@ -23,6 +23,25 @@ static inline __m256i double_lanes(unsigned lanes)
     return _mm256_cmpeq_epi64(set, bit);
 }
 
+/* Whether the chosen lanes are the lowest ones, so y's elements line up with the lanes. */
+static inline int lowest_lanes(unsigned lanes)
+{
+    return (lanes & (lanes + 1)) == 0;
+}
+
+/*
+ * y[n(l)] += acc[l] for the chosen lanes l (n(l) = chosen lanes below l): the rare vectors that
+ * span two output rows, done lane by lane (AVX2 has no compress instruction).
+ */
+#define FC_ADD_CHOSEN_LANES(T, VW, STORE, acc, lanes, y)                                        \
+    do {                                                                                       \
+        T lane_values[VW];                                                                     \
+        STORE(lane_values, acc);                                                               \
+        for (int l = 0, n = 0; l < VW; l++)                                                    \
+            if ((lanes) >> l & 1u)                                                             \
+                (y)[n++] += lane_values[l];                                                    \
+    } while (0)
+
 /* 6 filters x 2 vectors = 12 accumulators + 2 inputs + 1 broadcast = 15 of 16 ymm registers. */
 void fc_sconv2d_direct_tile_6x16__avx2(
     ptrdiff_t taps, const ptrdiff_t *tap_offset, const float *x0, const float *x1, const float *w,
@@ -45,6 +64,13 @@ void fc_sconv2d_direct_tile_6x16__avx2(
             acc0[k] = _mm256_fmadd_ps(wk, in0, acc0[k]);
             acc1[k] = _mm256_fmadd_ps(wk, in1, acc1[k]);
         }
+    }
+    if (!lowest_lanes(lanes0) || !lowest_lanes(lanes1)) {
+        for (int k = 0; k < KT && k < kt; k++) {
+            FC_ADD_CHOSEN_LANES(float, 8, _mm256_storeu_ps, acc0[k], lanes0, y0 + k * k_stride);
+            FC_ADD_CHOSEN_LANES(float, 8, _mm256_storeu_ps, acc1[k], lanes1, y1 + k * k_stride);
+        }
+        return;
     }
     const __m256i mask0 = float_lanes(lanes0), mask1 = float_lanes(lanes1);
 #pragma GCC unroll 6
@@ -81,6 +107,13 @@ void fc_dconv2d_direct_tile_6x8__avx2(
             acc0[k] = _mm256_fmadd_pd(wk, in0, acc0[k]);
             acc1[k] = _mm256_fmadd_pd(wk, in1, acc1[k]);
         }
+    }
+    if (!lowest_lanes(lanes0) || !lowest_lanes(lanes1)) {
+        for (int k = 0; k < KT && k < kt; k++) {
+            FC_ADD_CHOSEN_LANES(double, 4, _mm256_storeu_pd, acc0[k], lanes0, y0 + k * k_stride);
+            FC_ADD_CHOSEN_LANES(double, 4, _mm256_storeu_pd, acc1[k], lanes1, y1 + k * k_stride);
+        }
+        return;
     }
     const __m256i mask0 = double_lanes(lanes0), mask1 = double_lanes(lanes1);
 #pragma GCC unroll 6

@@ -9,6 +9,12 @@
 
 #include "fastconv_kernels.h"
 
+/* Whether the chosen lanes are the lowest ones, so y's elements line up with the lanes. */
+static inline int lowest_lanes(unsigned lanes)
+{
+    return (lanes & (lanes + 1)) == 0;
+}
+
 /*
  * Register budget: 14 filters x 2 pixel vectors = 28 accumulators + 2 input vectors + 1
  * broadcast filter value = 31 of 32 zmm registers. Each tap loads two input vectors and
@@ -39,14 +45,30 @@ void fc_sconv2d_direct_tile_14x32__avx512(
         }
     }
     const __mmask16 mask0 = (__mmask16)lanes0, mask1 = (__mmask16)lanes1;
+    if (lowest_lanes(lanes0) && lowest_lanes(lanes1)) {
+#pragma GCC unroll 14
+        for (int k = 0; k < KT; k++) {
+            if (k < kt) {
+                float *out0 = y0 + k * k_stride, *out1 = y1 + k * k_stride;
+                _mm512_mask_storeu_ps(out0, mask0, _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(mask0, out0), acc0[k]));
+                _mm512_mask_storeu_ps(out1, mask1, _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(mask1, out1), acc1[k]));
+            }
+        }
+        return;
+    }
+    /* A vector spans two output rows: its y elements are consecutive, its lanes are not. */
+    const __mmask16 run0 = (__mmask16)((1u << __builtin_popcount(lanes0)) - 1);
+    const __mmask16 run1 = (__mmask16)((1u << __builtin_popcount(lanes1)) - 1);
 #pragma GCC unroll 14
     for (int k = 0; k < KT; k++) {
         if (k < kt) {
             float *out0 = y0 + k * k_stride, *out1 = y1 + k * k_stride;
-            _mm512_mask_storeu_ps(out0, mask0,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, out0), acc0[k]));
-            _mm512_mask_storeu_ps(out1, mask1,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, out1), acc1[k]));
+            _mm512_mask_storeu_ps(out0, run0, _mm512_maskz_compress_ps(mask0, _mm512_add_ps(
+                _mm512_maskz_expand_ps(mask0, _mm512_maskz_loadu_ps(run0, out0)), acc0[k])));
+            _mm512_mask_storeu_ps(out1, run1, _mm512_maskz_compress_ps(mask1, _mm512_add_ps(
+                _mm512_maskz_expand_ps(mask1, _mm512_maskz_loadu_ps(run1, out1)), acc1[k])));
         }
     }
 }
@@ -75,14 +97,29 @@ void fc_dconv2d_direct_tile_14x16__avx512(
         }
     }
     const __mmask8 mask0 = (__mmask8)lanes0, mask1 = (__mmask8)lanes1;
+    if (lowest_lanes(lanes0) && lowest_lanes(lanes1)) {
+#pragma GCC unroll 14
+        for (int k = 0; k < KT; k++) {
+            if (k < kt) {
+                double *out0 = y0 + k * k_stride, *out1 = y1 + k * k_stride;
+                _mm512_mask_storeu_pd(out0, mask0, _mm512_add_pd(
+                    _mm512_maskz_loadu_pd(mask0, out0), acc0[k]));
+                _mm512_mask_storeu_pd(out1, mask1, _mm512_add_pd(
+                    _mm512_maskz_loadu_pd(mask1, out1), acc1[k]));
+            }
+        }
+        return;
+    }
+    const __mmask8 run0 = (__mmask8)((1u << __builtin_popcount(lanes0)) - 1);
+    const __mmask8 run1 = (__mmask8)((1u << __builtin_popcount(lanes1)) - 1);
 #pragma GCC unroll 14
     for (int k = 0; k < KT; k++) {
         if (k < kt) {
             double *out0 = y0 + k * k_stride, *out1 = y1 + k * k_stride;
-            _mm512_mask_storeu_pd(out0, mask0,
-                                  _mm512_add_pd(_mm512_maskz_loadu_pd(mask0, out0), acc0[k]));
-            _mm512_mask_storeu_pd(out1, mask1,
-                                  _mm512_add_pd(_mm512_maskz_loadu_pd(mask1, out1), acc1[k]));
+            _mm512_mask_storeu_pd(out0, run0, _mm512_maskz_compress_pd(mask0, _mm512_add_pd(
+                _mm512_maskz_expand_pd(mask0, _mm512_maskz_loadu_pd(run0, out0)), acc0[k])));
+            _mm512_mask_storeu_pd(out1, run1, _mm512_maskz_compress_pd(mask1, _mm512_add_pd(
+                _mm512_maskz_expand_pd(mask1, _mm512_maskz_loadu_pd(run1, out1)), acc1[k])));
         }
     }
 }

@@ -26,10 +26,10 @@ void FC_DIRECT_TILE(ptrdiff_t taps, const ptrdiff_t *tap_offset, const FC_T *x0,
             }
     }
     for (int k = 0; k < FC_KT && k < kt; k++)
-        for (int l = 0; l < FC_VW; l++) {
+        for (int l = 0, n0 = 0, n1 = 0; l < FC_VW; l++) {
             if (lanes0 >> l & 1u)
-                y0[k * k_stride + l] += acc0[k][l];
+                y0[k * k_stride + n0++] += acc0[k][l];
             if (lanes1 >> l & 1u)
-                y1[k * k_stride + l] += acc1[k][l];
+                y1[k * k_stride + n1++] += acc1[k][l];
         }
 }

@@ -84,10 +84,13 @@ FC_DECLARE_MAXPOOL2D_ROW(double, fc_dmaxpool2d_row__avx512)
  * Direct-convolution register tile (all ISAs, both dtypes): KT filters x 2 vectors of VW output
  * pixels, each summed over every (input channel, kernel tap) pair t < taps of a padded input band:
  *
- *     y_v[k*k_stride + l] += sum_{t < taps} x_v[tap_offset[t] + l] * w[t*KT + k]
+ *     y_v[k*k_stride + n(l)] += sum_{t < taps} x_v[tap_offset[t] + l] * w[t*KT + k]
  *
- * for v in {0, 1}, k < kt (<= KT) and the lanes l < VW whose bit is set in lanes_v. Every lane of
- * every x_v read must lie inside the band (masked lanes are read, never stored); `w` holds the
+ * for v in {0, 1}, k < kt (<= KT) and the lanes l < VW whose bit is set in lanes_v, where n(l)
+ * counts the set bits below l: the chosen lanes go to consecutive elements of y_v (n(l) = l when
+ * the set bits are the lowest ones; a vector that spans the end of one output row and the start
+ * of the next skips the lanes in between). Every lane of every x_v read must lie inside the band
+ * (lanes not chosen are read, never stored); `w` holds the
  * tile's filters packed KT per tap, zero beyond kt. Per output element the sum is formed from
  * zero in t order and then added to y, so it does not depend on the thread.
  */
