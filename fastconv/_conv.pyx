@@ -477,11 +477,12 @@ cdef Py_ssize_t _flat_row_len(Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, Py_ssi
     reading r*L + wo + its offset: vectors then run over the block's outputs as one flat row and
     only the L - WO positions between rows are computed in vain, instead of the lanes up to a
     multiple of VW in every row (56-pixel rows fill 56 of 64 lanes). Row r's right padding and
-    row r+1's left padding share the zeros between them, so L = max(PW + W, WO + (FW-1)*DW - PW).
+    row r+1's left padding share the zeros between them, so L = max(PW + W, WO + (FW-1)*DW - PW),
+    and at least WO (padding wider than the kernel's reach would make it shorter).
     """
     if SH != 1 or SW != 1:
         return 0
-    cdef Py_ssize_t L = max(PW + W, WO + (FW - 1) * DW - PW)
+    cdef Py_ssize_t L = max(PW + W, WO + (FW - 1) * DW - PW, WO)
     cdef Py_ssize_t row_lanes = (WO + VW - 1) // VW * VW
     # Flat rows win when they compute fewer positions per output row.
     return L if L < row_lanes else 0
@@ -504,6 +505,122 @@ cdef inline unsigned _flat_lanes(Py_ssize_t f0, Py_ssize_t L, Py_ssize_t WO, Py_
             wo = 0
             r = r + 1
     return lanes
+
+
+cdef inline void _direct_filter_tile(const fc_kernel_table *kernels, Py_ssize_t taps,
+                                     const Py_ssize_t *tap_offset, const floating *x,
+                                     const floating *w, floating *c,
+                                     int accumulate) noexcept nogil:
+    if floating is float:
+        kernels.sdirect_filter_tile(taps, tap_offset, x, w, c, accumulate)
+    else:
+        kernels.ddirect_filter_tile(taps, tap_offset, x, w, c, accumulate)
+
+
+def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, Py_ssize_t PW,
+                     Py_ssize_t DW, Py_ssize_t SH, Py_ssize_t SW, int isa, bint single):
+    """Which register tiles conv2d_direct runs for KG filters per group and WO-pixel output
+    rows: "filters" (filters along the vector lanes), "flat pixels" (pixels along the lanes,
+    rows end to end: see _flat_row_len) or "pixels" (pixels along the lanes, row by row).
+
+    The filter-vector tiles run when they leave fewer lanes idle, by the margin measured in
+    cache (~5% slower per lane: their filters stream from L2 while the pixel-vector tiles'
+    band does): 64 filters fill 70 lanes of 14-filter tiles but 64 of 32-filter ones, and
+    14-pixel rows fill 16 lanes of a pixel vector but 14 of a 14-pixel tile.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t KT, VW, MR, NR
+    if single:
+        KT, VW = kernels.sdirect_kt, kernels.sdirect_vw
+        MR, NR = kernels.sfilter_tile_mr, kernels.sfilter_tile_nr
+    else:
+        KT, VW = kernels.ddirect_kt, kernels.ddirect_vw
+        MR, NR = kernels.dfilter_tile_mr, kernels.dfilter_tile_nr
+    cdef Py_ssize_t flat_len = _flat_row_len(W, WO, FW, PW, DW, SH, SW, VW)
+    cdef Py_ssize_t row_positions = flat_len if flat_len else (WO + VW - 1) // VW * VW
+    cdef double pixel_vectors = (<double>KG / ((KG + KT - 1) // KT * KT)
+                                 * WO / row_positions)
+    cdef double filter_vectors = (<double>KG / ((KG + NR - 1) // NR * NR)
+                                  * WO / ((WO + MR - 1) // MR * MR))
+    if filter_vectors > 1.05 * pixel_vectors:
+        return "filters"
+    return "flat pixels" if flat_len else "pixels"
+
+
+cdef void _conv2d_direct_filter_tiles(const floating[:, :, :, ::1] x,
+                                      const floating[:, :, :, ::1] w, const floating[::1] bias,
+                                      bint has_bias, floating[:, :, :, ::1] y, Py_ssize_t groups,
+                                      Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                                      Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
+    """conv2d_direct with the filters along the vector lanes: tiles of MR consecutive outputs of
+    a row x NR filters, each output pixel broadcast from the same band conv2d_direct reads.
+
+    A tile sums all taps in its scratch block (DIRECT_SUM_TAPS at a time, the blocks added in
+    order, as in conv2d_direct), then its valid outputs go to y once, plus the bias.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    if floating is float:
+        MR, NR = kernels.sfilter_tile_mr, kernels.sfilter_tile_nr
+    else:
+        MR, NR = kernels.dfilter_tile_mr, kernels.dfilter_tile_nr
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
+    cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
+    cdef Py_ssize_t row_tiles = (WO + MR - 1) // MR
+    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, row_tiles * MR, SH, SW, DH, DW,
+                                               sizeof(floating), K * taps * sizeof(floating))
+    cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
+    cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
+    cdef Py_ssize_t max_band_rows = band_layout.band_rows
+    cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
+    cdef Py_ssize_t k_blocks = (KG + NR - 1) // NR
+    cdef Py_ssize_t blocks_per_part, k_parts
+    blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * NR), dtype=dtype)
+    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
+    cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
+                                           dtype=dtype)
+    cdef floating[:, ::1] tiles = np.empty((num_threads, FC_GEMM_MAX_TILE), dtype=dtype)
+    cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
+    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, r, j, tb, t0, i, k, pixels
+    cdef Py_ssize_t sum_taps = max(1, DIRECT_SUM_TAPS // (FH * FW)) * FH * FW
+    cdef floating *band
+    cdef floating *tile
+    cdef floating *y_row
+    with nogil:
+        for t in prange(groups * k_blocks, schedule="static", num_threads=num_threads):
+            _pack_direct_filters(&w[0, 0, 0, 0] + (t // k_blocks) * KG * taps, KG, taps, NR,
+                                 (t % k_blocks) * NR, &packed[t, 0])
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            kp = t % k_parts
+            rb = (t // k_parts) % row_blocks
+            g = (t // (k_parts * row_blocks)) % groups
+            n = t // (k_parts * row_blocks * groups)
+            ho0 = rb * rows_per_block
+            rows = min(rows_per_block, HO - ho0)
+            band = &bands[threadid(), 0]
+            tile = &tiles[threadid(), 0]
+            _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW, SW,
+                        phase_len, band)
+            for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
+                kt = min(NR, KG - kb * NR)
+                for r in range(rows):
+                    for j in range(row_tiles):
+                        for tb in range((taps + sum_taps - 1) // sum_taps):
+                            t0 = tb * sum_taps
+                            _direct_filter_tile(kernels, min(sum_taps, taps - t0),
+                                                &tap_offset[t0],
+                                                band + r * SH * row_len + j * MR,
+                                                &packed[g * k_blocks + kb, t0 * NR], tile,
+                                                tb > 0)
+                        pixels = min(MR, WO - j * MR)
+                        y_row = &y[n, g * KG + kb * NR, ho0 + r, j * MR]
+                        for k in range(kt):
+                            for i in range(pixels):
+                                y_row[k * HO * WO + i] = tile[i * NR + k] + (
+                                    bias[g * KG + kb * NR + k] if has_bias else 0)
 
 
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -534,6 +651,13 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
     cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW
     cdef Py_ssize_t flat_len = _flat_row_len(W, WO, FW, PW, DW, SH, SW, VW)
+    cdef bint single = False
+    if floating is float:
+        single = True
+    if direct_tile_kind(KG, W, WO, FW, PW, DW, SH, SW, isa, single) == "filters":
+        _conv2d_direct_filter_tiles(x, w, bias, has_bias, y, groups, SH, SW, PH, PW, DH, DW,
+                                    isa, num_threads)
+        return
     cdef BandLayout band_layout = _band_layout(
         CG, FH, FW, HO, flat_len - (FW - 1) * DW if flat_len else row_vectors * VW, SH, SW, DH,
         DW, sizeof(floating), K * taps * sizeof(floating))

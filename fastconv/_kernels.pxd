@@ -55,6 +55,13 @@ cdef extern from "fastconv_kernels.h" nogil:
     ctypedef void (*fc_dcopy_strided_fn)(const double *src, Py_ssize_t stride, Py_ssize_t n,
                                          double *dst) noexcept nogil
 
+    ctypedef void (*fc_sconv2d_direct_filter_tile_fn)(
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x, const float *w, float *c,
+        int accumulate) noexcept nogil
+    ctypedef void (*fc_dconv2d_direct_filter_tile_fn)(
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x, const double *w,
+        double *c, int accumulate) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -84,6 +91,12 @@ cdef extern from "fastconv_kernels.h" nogil:
         fc_dpack_kmajor_fn dpack_kmajor
         fc_scopy_strided_fn scopy_strided
         fc_dcopy_strided_fn dcopy_strided
+        int sfilter_tile_mr
+        int sfilter_tile_nr
+        fc_sconv2d_direct_filter_tile_fn sdirect_filter_tile
+        int dfilter_tile_mr
+        int dfilter_tile_nr
+        fc_dconv2d_direct_filter_tile_fn ddirect_filter_tile
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

@@ -15,6 +15,8 @@ static const fc_kernel_table generic_table = {
     2, 4, fc_sconv2d_backward_weight_tile_2x4__generic, fc_dconv2d_backward_weight_tile_2x4__generic,
     fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
     fc_scopy_strided__generic, fc_dcopy_strided__generic,
+    4, 16, fc_sconv2d_direct_filter_tile_4x16__generic,
+    4, 8, fc_dconv2d_direct_filter_tile_4x8__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -28,6 +30,8 @@ static const fc_kernel_table avx2_table = {
     2, 4, fc_sconv2d_backward_weight_tile_2x4__avx2, fc_dconv2d_backward_weight_tile_2x4__avx2,
     fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
     fc_scopy_strided__generic, fc_dcopy_strided__generic,
+    6, 16, fc_sconv2d_direct_filter_tile_6x16__avx2,
+    6, 8, fc_dconv2d_direct_filter_tile_6x8__avx2,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -40,6 +44,8 @@ static const fc_kernel_table avx512_table = {
     4, 6, fc_sconv2d_backward_weight_tile_4x6__avx512, fc_dconv2d_backward_weight_tile_4x6__avx512,
     fc_spack_kmajor__avx512, fc_dpack_kmajor__generic,
     fc_scopy_strided__avx512, fc_dcopy_strided__avx512,
+    14, 32, fc_sconv2d_direct_filter_tile_14x32__avx512,
+    14, 16, fc_dconv2d_direct_filter_tile_14x16__avx512,
 };
 #endif
 

@@ -116,6 +116,35 @@ FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_14x16__avx512)
 #undef FC_DECLARE_DIRECT_TILE
 
 /*
+ * Direct-convolution tile with the filters along the vector lanes (all ISAs, both dtypes): MR
+ * output pixels (consecutive positions of a padded input band) x NR filters, summed over the
+ * (input channel, kernel tap) pairs t < taps:
+ *
+ *     c[i*NR + j] (+)= sum_{t < taps} x[tap_offset[t] + i] * w[t*NR + j]
+ *
+ * for every i < MR and j < NR (the caller keeps the pixels and filters it needs); `w` holds the
+ * tile's filters packed NR per tap. With accumulate == 0 the tile is written, else added to.
+ * Every x read must lie inside the band. The sum is formed from zero in t order, then stored.
+ */
+typedef void (*fc_sconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t *tap_offset,
+                                                 const float *x, const float *w, float *c,
+                                                 int accumulate);
+typedef void (*fc_dconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t *tap_offset,
+                                                 const double *x, const double *w, double *c,
+                                                 int accumulate);
+
+#define FC_DECLARE_FILTER_TILE(T, NAME)                                                         \
+    void NAME(ptrdiff_t taps, const ptrdiff_t *tap_offset, const T *x, const T *w, T *c,      \
+              int accumulate);
+FC_DECLARE_FILTER_TILE(float, fc_sconv2d_direct_filter_tile_4x16__generic)
+FC_DECLARE_FILTER_TILE(double, fc_dconv2d_direct_filter_tile_4x8__generic)
+FC_DECLARE_FILTER_TILE(float, fc_sconv2d_direct_filter_tile_6x16__avx2)
+FC_DECLARE_FILTER_TILE(double, fc_dconv2d_direct_filter_tile_6x8__avx2)
+FC_DECLARE_FILTER_TILE(float, fc_sconv2d_direct_filter_tile_14x32__avx512)
+FC_DECLARE_FILTER_TILE(double, fc_dconv2d_direct_filter_tile_14x16__avx512)
+#undef FC_DECLARE_FILTER_TILE
+
+/*
  * Backward-weights register tile (all ISAs, both dtypes): KT filters x TT taps of dw, each the dot
  * product of a filter's output-gradient rows with a tap's rows of the padded input band:
  *
@@ -204,6 +233,10 @@ typedef struct {
     fc_dpack_kmajor_fn dpack_kmajor;
     fc_scopy_strided_fn scopy_strided;
     fc_dcopy_strided_fn dcopy_strided;
+    int sfilter_tile_mr, sfilter_tile_nr;
+    fc_sconv2d_direct_filter_tile_fn sdirect_filter_tile;
+    int dfilter_tile_mr, dfilter_tile_nr;
+    fc_dconv2d_direct_filter_tile_fn ddirect_filter_tile;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

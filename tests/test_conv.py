@@ -100,6 +100,8 @@ NAMED_CASES = {
     "single_pixel_image_1x1_kernel": Case(2, 3, 1, 1, 4, 1, 1),
     "windows_entirely_in_padding": Case(1, 2, 2, 2, 3, 1, 1, padding=3),
     "windows_entirely_in_padding_no_bias": Case(1, 2, 2, 2, 3, 1, 1, padding=3, bias=False),
+    "padding_beyond_kernel_reach_14_filters": Case(1, 1, 1, 1, 14, 1, 1, padding=1, bias=False),
+    "padding_2_beyond_3x1_kernel_14_filters": Case(2, 3, 5, 4, 14, 3, 1, padding=2),
     "wide_image_70_columns": Case(1, 3, 4, 70, 5, 3, 3, padding=1),
     "many_output_tiles": Case(2, 8, 20, 23, 19, 3, 3, padding=1),
     "no_bias_3x3": Case(2, 3, 8, 8, 4, 3, 3, padding=1, bias=False),
@@ -303,6 +305,62 @@ def test_gemm_over_the_batch_equals_the_per_image_gemm_bit_for_bit(isa, dtype, n
 
 
 # ---------------------------------------------------------------------------------------------
+# Direct convolution with the filters along the vector lanes (fastconv._conv.direct_tile_kind)
+# ---------------------------------------------------------------------------------------------
+
+FILTER_TILE_CASES = {
+    "K32_12x12_pad1": Case(2, 5, 12, 12, 32, 3, 3, padding=1),
+    "K64_stride_2_no_bias": Case(1, 4, 25, 25, 64, 3, 3, stride=2, bias=False),
+    "groups_2_K64_pad1": Case(2, 8, 12, 12, 64, 3, 3, padding=1, groups=2),
+    "K96_11x11_stride_4_like_alexnet": Case(1, 3, 55, 55, 96, 11, 11, stride=4),
+    "K64_dilated_2_pad_2_many_taps": Case(1, 40, 14, 14, 64, 3, 3, padding=2, dilation=2),
+}
+
+
+def _tile_kind(case, dtype, isa):
+    from fastconv import _conv, _runtime
+    from fastconv._geometry import conv2d_geometry
+    x, w, b = make_inputs(case, dtype)
+    g = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding, case.dilation,
+                        case.groups)[3]
+    return _conv.direct_tile_kind(g.K // g.groups, g.W, g.WO, g.FW, g.padding[1],
+                                  g.dilation[1], *g.stride, _runtime.ISA_CODES[isa],
+                                  np.dtype(dtype) == np.float32)
+
+
+def test_filter_tile_cases_really_take_the_filter_tiles_on_every_isa():
+    for isa in fastconv._config.available_isas():
+        kinds = {name: _tile_kind(case, np.float32, isa)
+                 for name, case in FILTER_TILE_CASES.items()}
+        assert sum(kind == "filters" for kind in kinds.values()) >= 3, (isa, kinds)
+
+
+@pytest.mark.parametrize("name", list(FILTER_TILE_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_filter_tiles_match_oracle(isa, dtype, name):
+    case = FILTER_TILE_CASES[name]
+    x, w, b = make_inputs(case, dtype, seed=7)
+    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+@given(N=st.integers(1, 2), CG=st.integers(1, 6), KG=st.sampled_from([14, 16, 28, 32, 48, 64]),
+       groups=st.integers(1, 2), H=st.integers(1, 20), W=st.integers(1, 33),
+       F=st.integers(1, 3), stride=st.integers(1, 3), dilation=st.integers(1, 2),
+       padding=st.integers(0, 2), bias=st.booleans(), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**16))
+def test_direct_tiles_of_many_filters_match_oracle_on_random_geometries(
+        isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
+    extent = dilation * (F - 1) + 1
+    H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
+    case = Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, bias=bias)
+    x, w, b = make_inputs(case, dtype, seed)
+    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+# ---------------------------------------------------------------------------------------------
 # Threads
 # ---------------------------------------------------------------------------------------------
 
@@ -312,6 +370,7 @@ THREAD_CASES = {
     "depthwise_N3_C20_17x19": Case(3, 20, 17, 19, 20, 3, 3, padding=1, groups=20),
     "N1_C64_9x9_K70_big_reduction": Case(1, 64, 9, 9, 70, 3, 3, padding=1),
     "N9_C6_8x8_K19_few_pixels": Case(9, 6, 8, 8, 19, 3, 3),
+    "N2_C5_12x12_K32_filter_tiles": Case(2, 5, 12, 12, 32, 3, 3, padding=1),
 }
 
 
