@@ -94,9 +94,11 @@ cdef extern from "fastconv_kernels.h" nogil:
         int sfilter_tile_mr
         int sfilter_tile_nr
         fc_sconv2d_direct_filter_tile_fn sdirect_filter_tile
+        const char *sdirect_filter_tile_name
         int dfilter_tile_mr
         int dfilter_tile_nr
         fc_dconv2d_direct_filter_tile_fn ddirect_filter_tile
+        const char *ddirect_filter_tile_name
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

@@ -25,9 +25,12 @@ def cpu_supports(str isa):
 
 
 def kernel_names(str isa):
-    """The micro-kernel names of one ISA path: {"gemm" | "direct": {dtype name: kernel name}}."""
+    """The micro-kernel names of one ISA path: {"gemm" | "direct" | "direct_filters":
+    {dtype name: kernel name}}."""
     cdef const fc_kernel_table *table = fc_kernel_table_for(ISA_CODES[isa])
     return {"gemm": {"float32": table.sgemm_ukernel_name.decode(),
                      "float64": table.dgemm_ukernel_name.decode()},
             "direct": {"float32": table.sdirect_tile_name.decode(),
-                       "float64": table.ddirect_tile_name.decode()}}
+                       "float64": table.ddirect_tile_name.decode()},
+            "direct_filters": {"float32": table.sdirect_filter_tile_name.decode(),
+                               "float64": table.ddirect_filter_tile_name.decode()}}

@@ -18,7 +18,9 @@ def config_lines():
         f"GEMM micro-kernels: float32 {names['gemm']['float32']}, "
         f"float64 {names['gemm']['float64']}",
         f"direct tiles: float32 {names['direct']['float32']}, "
-        f"float64 {names['direct']['float64']}",
+        f"float64 {names['direct']['float64']}; with filters along the lanes: "
+        f"float32 {names['direct_filters']['float32']}, "
+        f"float64 {names['direct_filters']['float64']}",
         f"conv2d algorithm='auto': direct, except im2col when K/groups > "
         f"{AUTO_DIRECT_MAX_FILTERS_PER_GROUP} and the output is narrower than "
         f"{AUTO_IM2COL_BELOW_WIDTH} pixels",

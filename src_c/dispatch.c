@@ -16,7 +16,9 @@ static const fc_kernel_table generic_table = {
     fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
     fc_scopy_strided__generic, fc_dcopy_strided__generic,
     4, 16, fc_sconv2d_direct_filter_tile_4x16__generic,
+    "fc_sconv2d_direct_filter_tile_4x16__generic",
     4, 8, fc_dconv2d_direct_filter_tile_4x8__generic,
+    "fc_dconv2d_direct_filter_tile_4x8__generic",
 };
 
 #ifdef FC_X86_KERNELS
@@ -31,7 +33,9 @@ static const fc_kernel_table avx2_table = {
     fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
     fc_scopy_strided__generic, fc_dcopy_strided__generic,
     6, 16, fc_sconv2d_direct_filter_tile_6x16__avx2,
+    "fc_sconv2d_direct_filter_tile_6x16__avx2",
     6, 8, fc_dconv2d_direct_filter_tile_6x8__avx2,
+    "fc_dconv2d_direct_filter_tile_6x8__avx2",
 };
 
 static const fc_kernel_table avx512_table = {
@@ -45,7 +49,9 @@ static const fc_kernel_table avx512_table = {
     fc_spack_kmajor__avx512, fc_dpack_kmajor__generic,
     fc_scopy_strided__avx512, fc_dcopy_strided__avx512,
     14, 32, fc_sconv2d_direct_filter_tile_14x32__avx512,
+    "fc_sconv2d_direct_filter_tile_14x32__avx512",
     14, 16, fc_dconv2d_direct_filter_tile_14x16__avx512,
+    "fc_dconv2d_direct_filter_tile_14x16__avx512",
 };
 #endif
 

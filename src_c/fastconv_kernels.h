@@ -235,8 +235,10 @@ typedef struct {
     fc_dcopy_strided_fn dcopy_strided;
     int sfilter_tile_mr, sfilter_tile_nr;
     fc_sconv2d_direct_filter_tile_fn sdirect_filter_tile;
+    const char *sdirect_filter_tile_name;
     int dfilter_tile_mr, dfilter_tile_nr;
     fc_dconv2d_direct_filter_tile_fn ddirect_filter_tile;
+    const char *ddirect_filter_tile_name;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

@@ -45,6 +45,9 @@ def test_show_config_prints_version_openmp_threads_and_isa(isa, restore_threads,
     assert f"ISA: {isa}" in out
     for available in _config.available_isas():
         assert available in out
+    for kind in ("gemm", "direct", "direct_filters"):
+        for dtype, name in _runtime.kernel_names(isa)[kind].items():
+            assert name in out and name.endswith(f"__{isa}"), (kind, dtype, name)
 
 
 def test_get_num_threads_follows_set_num_threads_and_none_restores_default(restore_threads):
