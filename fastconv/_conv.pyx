@@ -517,6 +517,16 @@ cdef inline void _direct_filter_tile(const fc_kernel_table *kernels, Py_ssize_t 
         kernels.ddirect_filter_tile(taps, tap_offset, x, w, c, accumulate)
 
 
+cdef inline void _store_filter_tile(const fc_kernel_table *kernels, const floating *c,
+                                    Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt,
+                                    const floating *bias, floating *y,
+                                    Py_ssize_t y_k_stride) noexcept nogil:
+    if floating is float:
+        kernels.sstore_filter_tile(c, c_stride, pixels, kt, bias, y, y_k_stride)
+    else:
+        kernels.dstore_filter_tile(c, c_stride, pixels, kt, bias, y, y_k_stride)
+
+
 def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, Py_ssize_t PW,
                      Py_ssize_t DW, Py_ssize_t SH, Py_ssize_t SW, int isa, bint single):
     """Which register tiles conv2d_direct runs for KG filters per group and WO-pixel output
@@ -584,11 +594,10 @@ cdef void _conv2d_direct_filter_tiles(const floating[:, :, :, ::1] x,
                                            dtype=dtype)
     cdef floating[:, ::1] tiles = np.empty((num_threads, FC_GEMM_MAX_TILE), dtype=dtype)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
-    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, r, j, tb, t0, i, k, pixels
+    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, r, j, tb, t0
     cdef Py_ssize_t sum_taps = max(1, DIRECT_SUM_TAPS // (FH * FW)) * FH * FW
     cdef floating *band
     cdef floating *tile
-    cdef floating *y_row
     with nogil:
         for t in prange(groups * k_blocks, schedule="static", num_threads=num_threads):
             _pack_direct_filters(&w[0, 0, 0, 0] + (t // k_blocks) * KG * taps, KG, taps, NR,
@@ -615,12 +624,9 @@ cdef void _conv2d_direct_filter_tiles(const floating[:, :, :, ::1] x,
                                                 band + r * SH * row_len + j * MR,
                                                 &packed[g * k_blocks + kb, t0 * NR], tile,
                                                 tb > 0)
-                        pixels = min(MR, WO - j * MR)
-                        y_row = &y[n, g * KG + kb * NR, ho0 + r, j * MR]
-                        for k in range(kt):
-                            for i in range(pixels):
-                                y_row[k * HO * WO + i] = tile[i * NR + k] + (
-                                    bias[g * KG + kb * NR + k] if has_bias else 0)
+                        _store_filter_tile(kernels, tile, NR, min(MR, WO - j * MR), kt,
+                                           &bias[g * KG + kb * NR] if has_bias else NULL,
+                                           &y[n, g * KG + kb * NR, ho0 + r, j * MR], HO * WO)
 
 
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

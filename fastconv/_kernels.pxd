@@ -62,6 +62,13 @@ cdef extern from "fastconv_kernels.h" nogil:
         Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x, const double *w,
         double *c, int accumulate) noexcept nogil
 
+    ctypedef void (*fc_sstore_filter_tile_fn)(
+        const float *c, Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt, const float *bias,
+        float *y, Py_ssize_t y_k_stride) noexcept nogil
+    ctypedef void (*fc_dstore_filter_tile_fn)(
+        const double *c, Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt,
+        const double *bias, double *y, Py_ssize_t y_k_stride) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -99,6 +106,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         int dfilter_tile_nr
         fc_dconv2d_direct_filter_tile_fn ddirect_filter_tile
         const char *ddirect_filter_tile_name
+        fc_sstore_filter_tile_fn sstore_filter_tile
+        fc_dstore_filter_tile_fn dstore_filter_tile
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

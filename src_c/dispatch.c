@@ -19,6 +19,7 @@ static const fc_kernel_table generic_table = {
     "fc_sconv2d_direct_filter_tile_4x16__generic",
     4, 8, fc_dconv2d_direct_filter_tile_4x8__generic,
     "fc_dconv2d_direct_filter_tile_4x8__generic",
+    fc_sstore_filter_tile__generic, fc_dstore_filter_tile__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -36,6 +37,7 @@ static const fc_kernel_table avx2_table = {
     "fc_sconv2d_direct_filter_tile_6x16__avx2",
     6, 8, fc_dconv2d_direct_filter_tile_6x8__avx2,
     "fc_dconv2d_direct_filter_tile_6x8__avx2",
+    fc_sstore_filter_tile__generic, fc_dstore_filter_tile__generic,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -52,6 +54,7 @@ static const fc_kernel_table avx512_table = {
     "fc_sconv2d_direct_filter_tile_14x32__avx512",
     14, 16, fc_dconv2d_direct_filter_tile_14x16__avx512,
     "fc_dconv2d_direct_filter_tile_14x16__avx512",
+    fc_sstore_filter_tile__avx512, fc_dstore_filter_tile__generic,
 };
 #endif
 

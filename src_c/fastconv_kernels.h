@@ -133,6 +133,27 @@ typedef void (*fc_dconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t
                                                  const double *x, const double *w, double *c,
                                                  int accumulate);
 
+/*
+ * Store of a filter-vector tile's outputs: y[k*y_k_stride + i] = c[i*c_stride + k] (+ bias[k]
+ * unless bias is NULL) for i < pixels and k < kt: the tile's pixel-major block becomes kt rows
+ * of y. Reads and writes only those elements (and bias[0 .. kt-1]).
+ */
+typedef void (*fc_sstore_filter_tile_fn)(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                         ptrdiff_t kt, const float *bias, float *y,
+                                         ptrdiff_t y_k_stride);
+typedef void (*fc_dstore_filter_tile_fn)(const double *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                         ptrdiff_t kt, const double *bias, double *y,
+                                         ptrdiff_t y_k_stride);
+void fc_sstore_filter_tile__generic(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                    ptrdiff_t kt, const float *bias, float *y,
+                                    ptrdiff_t y_k_stride);
+void fc_dstore_filter_tile__generic(const double *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                    ptrdiff_t kt, const double *bias, double *y,
+                                    ptrdiff_t y_k_stride);
+void fc_sstore_filter_tile__avx512(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                   ptrdiff_t kt, const float *bias, float *y,
+                                   ptrdiff_t y_k_stride);
+
 #define FC_DECLARE_FILTER_TILE(T, NAME)                                                         \
     void NAME(ptrdiff_t taps, const ptrdiff_t *tap_offset, const T *x, const T *w, T *c,      \
               int accumulate);
@@ -239,6 +260,8 @@ typedef struct {
     int dfilter_tile_mr, dfilter_tile_nr;
     fc_dconv2d_direct_filter_tile_fn ddirect_filter_tile;
     const char *ddirect_filter_tile_name;
+    fc_sstore_filter_tile_fn sstore_filter_tile;
+    fc_dstore_filter_tile_fn dstore_filter_tile;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */
