@@ -196,18 +196,16 @@ def _backward_input(dy, w, geometry):
     if dy.size == 0:
         dx[...] = 0
         return dx
-    G, K, CG = geometry.groups, geometry.K, geometry.C // geometry.groups
+    G, CG = geometry.groups, geometry.C // geometry.groups
     FH, FW = geometry.FH, geometry.FW
     DH, DW = geometry.dilation
     PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
     if (geometry.stride == (1, 1) and PH >= 0 and PW >= 0 and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP
             and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
-        w_rotated = np.ascontiguousarray(
-            w.reshape(G, K // G, CG, FH, FW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-            .reshape(G * CG, K // G, FH, FW))
+        threads = _config.threads_for(geometry.flops // 2)
+        w_rotated = _conv.rotate_filters(aligned_contiguous(w), G, threads)
         _conv.conv2d_direct(aligned_contiguous(dy), w_rotated, np.zeros(1, dy.dtype), False,
-                            dx, G, 1, 1, PH, PW, DH, DW, _config.isa_code(),
-                            _config.threads_for(geometry.flops // 2))
+                            dx, G, 1, 1, PH, PW, DH, DW, _config.isa_code(), threads)
         return dx
     cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry,
                                           aligned_contiguous(dy), dx)

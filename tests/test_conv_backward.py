@@ -325,6 +325,21 @@ THREAD_CASES = {
 }
 
 
+@pytest.mark.parametrize("groups, KG, CG, FH, FW", [(1, 5, 3, 3, 3), (2, 4, 3, 2, 5),
+                                                    (3, 1, 2, 1, 1), (1, 0, 2, 3, 3)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_rotated_filters_are_each_groups_transposed_filters_turned_180_degrees(
+        groups, KG, CG, FH, FW, dtype):
+    w = np.random.default_rng(0).uniform(-1, 1, (groups * KG, CG, FH, FW)).astype(dtype)
+    rotated = _conv.rotate_filters(w, groups, 2)
+    assert rotated.shape == (groups * CG, KG, FH, FW) and rotated.dtype == dtype
+    for g in range(groups):
+        for c in range(CG):
+            for k in range(KG):
+                np.testing.assert_array_equal(rotated[g * CG + c, k],
+                                              w[g * KG + k, c, ::-1, ::-1])
+
+
 @pytest.mark.parametrize("name, direct", [("N37_C3_3x3_K12_small_R_batch_parts", True),
                                           ("N1_C8_20x20_K16_one_image_split_by_pixels", False)])
 def test_dw_of_few_blocks_is_really_summed_from_several_parts(name, direct):
