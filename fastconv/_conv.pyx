@@ -637,9 +637,12 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
 
     Register tiles of KT filters x 2 vectors of output pixels (vectorised along the output
     width, filters broadcast) run over a per-thread band: the input rows one block of output
-    rows reads, zero-padded and split by stride phase. A task is (image, group, block of output
-    rows, part of the filters). Groups with fewer filters than DIRECT_ROW_MAX_FILTERS would fill
-    a tile mostly with padding; they take the row kernel instead.
+    rows reads, zero-padded and split by stride phase (at unit stride, rows end to end when
+    that computes fewer positions: _flat_row_len). A task is (image, group, block of output
+    rows, part of the filters). Where tiles of MR pixels x NR filters (filters along the lanes)
+    leave fewer lanes idle, _conv2d_direct_filter_tiles runs instead (direct_tile_kind). Groups
+    with fewer filters than DIRECT_ROW_MAX_FILTERS would fill a tile mostly with padding; they
+    take the row kernel.
     """
     if (w.shape[0] // groups <= DIRECT_ROW_MAX_FILTERS or not direct_band_fits(
             w.shape[1], w.shape[2], w.shape[3], y.shape[3], SW, DH, DW, sizeof(floating))):
