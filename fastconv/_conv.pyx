@@ -533,9 +533,9 @@ def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, 
     rows: "filters" (filters along the vector lanes), "flat pixels" (pixels along the lanes,
     rows end to end: see _flat_row_len) or "pixels" (pixels along the lanes, row by row).
 
-    The filter-vector tiles run when they leave fewer lanes idle, by the margin measured in
-    cache (~5% slower per lane: their filters stream from L2 while the pixel-vector tiles'
-    band does): 64 filters fill 70 lanes of 14-filter tiles but 64 of 32-filter ones, and
+    The filter-vector tiles run when they leave fewer lanes idle, by a 5% margin: per lane
+    they ran ~5% slower than the pixel-vector tiles in a standalone C harness of vgg_conv5_2's
+    band (not in the repo; `python -m fastconv bench` shows the end result): 64 filters fill 70 lanes of 14-filter tiles but 64 of 32-filter ones, and
     14-pixel rows fill 16 lanes of a pixel vector but 14 of a 14-pixel tile.
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
@@ -557,78 +557,6 @@ def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, 
     return "flat pixels" if flat_len else "pixels"
 
 
-cdef void _conv2d_direct_filter_tiles(const floating[:, :, :, ::1] x,
-                                      const floating[:, :, :, ::1] w, const floating[::1] bias,
-                                      bint has_bias, floating[:, :, :, ::1] y, Py_ssize_t groups,
-                                      Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
-                                      Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
-    """conv2d_direct with the filters along the vector lanes: tiles of MR consecutive outputs of
-    a row x NR filters, each output pixel broadcast from the same band conv2d_direct reads.
-
-    A tile sums all taps in its scratch block (DIRECT_SUM_TAPS at a time, the blocks added in
-    order, as in conv2d_direct), then its valid outputs go to y once, plus the bias.
-    """
-    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
-    cdef Py_ssize_t MR, NR
-    if floating is float:
-        MR, NR = kernels.sfilter_tile_mr, kernels.sfilter_tile_nr
-    else:
-        MR, NR = kernels.dfilter_tile_mr, kernels.dfilter_tile_nr
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
-    cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
-    cdef Py_ssize_t row_tiles = (WO + MR - 1) // MR
-    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, row_tiles * MR, SH, SW, DH, DW,
-                                               sizeof(floating), K * taps * sizeof(floating))
-    cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
-    cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
-    cdef Py_ssize_t max_band_rows = band_layout.band_rows
-    cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
-    cdef Py_ssize_t k_blocks = (KG + NR - 1) // NR
-    cdef Py_ssize_t blocks_per_part, k_parts
-    blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * NR), dtype=dtype)
-    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
-    cdef floating[:, ::1] bands = np.empty((num_threads, CG * max_band_rows * row_len),
-                                           dtype=dtype)
-    cdef floating[:, ::1] tiles = np.empty((num_threads, FC_GEMM_MAX_TILE), dtype=dtype)
-    cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
-    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, r, j, tb, t0
-    cdef Py_ssize_t sum_taps = max(1, DIRECT_SUM_TAPS // (FH * FW)) * FH * FW
-    cdef floating *band
-    cdef floating *tile
-    with nogil:
-        for t in prange(groups * k_blocks, schedule="static", num_threads=num_threads):
-            _pack_direct_filters(&w[0, 0, 0, 0] + (t // k_blocks) * KG * taps, KG, taps, NR,
-                                 (t % k_blocks) * NR, &packed[t, 0])
-        for t in prange(tasks, schedule="static", num_threads=num_threads):
-            kp = t % k_parts
-            rb = (t // k_parts) % row_blocks
-            g = (t // (k_parts * row_blocks)) % groups
-            n = t // (k_parts * row_blocks * groups)
-            ho0 = rb * rows_per_block
-            rows = min(rows_per_block, HO - ho0)
-            band = &bands[threadid(), 0]
-            tile = &tiles[threadid(), 0]
-            _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW, SW,
-                        phase_len, band)
-            for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
-                kt = min(NR, KG - kb * NR)
-                for r in range(rows):
-                    for j in range(row_tiles):
-                        for tb in range((taps + sum_taps - 1) // sum_taps):
-                            t0 = tb * sum_taps
-                            _direct_filter_tile(kernels, min(sum_taps, taps - t0),
-                                                &tap_offset[t0],
-                                                band + r * SH * row_len + j * MR,
-                                                &packed[g * k_blocks + kb, t0 * NR], tile,
-                                                tb > 0)
-                        _store_filter_tile(kernels, tile, NR, min(MR, WO - j * MR), kt,
-                                           &bias[g * KG + kb * NR] if has_bias else NULL,
-                                           &y[n, g * KG + kb * NR, ho0 + r, j * MR], HO * WO)
-
-
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                   Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
@@ -639,8 +567,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     width, filters broadcast) run over a per-thread band: the input rows one block of output
     rows reads, zero-padded and split by stride phase (at unit stride, rows end to end when
     that computes fewer positions: _flat_row_len). A task is (image, group, block of output
-    rows, part of the filters). Where tiles of MR pixels x NR filters (filters along the lanes)
-    leave fewer lanes idle, _conv2d_direct_filter_tiles runs instead (direct_tile_kind). Groups
+    rows, part of the filters). Where tiles of MR pixels x NR filters (filters along the lanes,
+    each pixel broadcast from the same band) leave fewer lanes idle, they run instead
+    (direct_tile_kind); they sum their taps in a scratch block and store into y once. Groups
     with fewer filters than DIRECT_ROW_MAX_FILTERS would fill a tile mostly with padding; they
     take the row kernel.
     """
@@ -650,26 +579,30 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                             num_threads)
         return
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
-    cdef Py_ssize_t KT, VW
-    if floating is float:
-        KT, VW = kernels.sdirect_kt, kernels.sdirect_vw
-    else:
-        KT, VW = kernels.ddirect_kt, kernels.ddirect_vw
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
-    cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
-    cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW
-    cdef Py_ssize_t flat_len = _flat_row_len(W, WO, FW, PW, DW, SH, SW, VW)
+    cdef Py_ssize_t KT, VW, MR, NR
     cdef bint single = False
     if floating is float:
         single = True
-    if direct_tile_kind(KG, W, WO, FW, PW, DW, SH, SW, isa, single) == "filters":
-        _conv2d_direct_filter_tiles(x, w, bias, has_bias, y, groups, SH, SW, PH, PW, DH, DW,
-                                    isa, num_threads)
-        return
-    cdef BandLayout band_layout = _band_layout(
-        CG, FH, FW, HO, flat_len - (FW - 1) * DW if flat_len else row_vectors * VW, SH, SW, DH,
-        DW, sizeof(floating), K * taps * sizeof(floating))
+        KT, VW = kernels.sdirect_kt, kernels.sdirect_vw
+        MR, NR = kernels.sfilter_tile_mr, kernels.sfilter_tile_nr
+    else:
+        KT, VW = kernels.ddirect_kt, kernels.ddirect_vw
+        MR, NR = kernels.dfilter_tile_mr, kernels.dfilter_tile_nr
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
+    cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
+    cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW, row_tiles = (WO + MR - 1) // MR
+    cdef Py_ssize_t flat_len = _flat_row_len(W, WO, FW, PW, DW, SH, SW, VW)
+    # Filter-vector tiles: blocks of NR filters, rows read in tiles of MR pixels, no flat rows.
+    cdef bint filter_tiles = direct_tile_kind(KG, W, WO, FW, PW, DW, SH, SW, isa,
+                                              single) == "filters"
+    cdef Py_ssize_t read_width = row_vectors * VW
+    if filter_tiles:
+        KT, flat_len, read_width = NR, 0, row_tiles * MR
+    elif flat_len:
+        read_width = flat_len - (FW - 1) * DW
+    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, read_width, SH, SW, DH, DW,
+                                               sizeof(floating), K * taps * sizeof(floating))
     cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
     cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
     cdef Py_ssize_t max_band_rows = band_layout.band_rows
@@ -685,14 +618,18 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t band_tail = row_len + VW if flat_len else 0
     cdef floating[:, ::1] bands = np.zeros(
         (num_threads, CG * max_band_rows * row_len + band_tail), dtype=dtype)
+    # A filter-vector tile sums its taps in a scratch block, then stores into y once.
+    cdef floating[:, ::1] tiles = np.empty(
+        (num_threads, FC_GEMM_MAX_TILE if filter_tiles else 1), dtype=dtype)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
-    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1, span
+    cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1, span, r, j
     cdef Py_ssize_t wo0, wo1, tb, t0, x_at0, x_at1, y_at0, y_at1
     # Taps summed in registers per tile call, whole channels: the partial sums then go into y,
     # which keeps float32 rounding at the level of a blocked sum (one chain over all 4608 taps
     # of vgg_conv5_2 measured 4x the error of PyTorch's).
     cdef Py_ssize_t sum_taps = max(1, DIRECT_SUM_TAPS // (FH * FW)) * FH * FW
     cdef floating *band
+    cdef floating *tile
     cdef floating *y_tile
     cdef unsigned lanes0, lanes1
     with nogil:
@@ -707,6 +644,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             ho0 = rb * rows_per_block
             rows = min(rows_per_block, HO - ho0)
             band = &bands[threadid(), 0]
+            tile = &tiles[threadid(), 0]
             # Every band keeps max_band_rows rows per channel (the last block's extra rows are
             # zero-filled and never read), so one table of tap offsets serves all.
             _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW, SW,
@@ -716,6 +654,21 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             # vgg_conv1_2 +30%, its tiles then run too few taps per call.)
             for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
                 kt = min(KT, KG - kb * KT)
+                if filter_tiles:
+                    for r in range(rows):
+                        for j in range(row_tiles):
+                            for tb in range((taps + sum_taps - 1) // sum_taps):
+                                t0 = tb * sum_taps
+                                _direct_filter_tile(kernels, min(sum_taps, taps - t0),
+                                                    &tap_offset[t0],
+                                                    band + r * SH * row_len + j * MR,
+                                                    &packed[g * k_blocks + kb, t0 * KT], tile,
+                                                    tb > 0)
+                            _store_filter_tile(kernels, tile, KT, min(MR, WO - j * MR), kt,
+                                               &bias[g * KG + kb * KT] if has_bias else NULL,
+                                               &y[n, g * KG + kb * KT, ho0 + r, j * MR],
+                                               HO * WO)
+                    continue
                 _fill_rows(&y[n, g * KG + kb * KT, ho0, 0], kt, HO * WO, rows * WO, &bias[0],
                            has_bias, g * KG + kb * KT)
                 y_tile = &y[n, g * KG + kb * KT, ho0, 0]
