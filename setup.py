@@ -33,6 +33,7 @@ ISA_SOURCES = [
     ("src_c/pack_kmajor__generic.c", []),
     ("src_c/copy_strided__generic.c", []),
     ("src_c/conv2d_direct_filter_tile__generic.c", []),
+    ("src_c/conv2d_backward_weight_filter_tile__generic.c", []),
 ]
 if IS_X86_64:
     ISA_SOURCES += [
@@ -48,6 +49,8 @@ if IS_X86_64:
         ("src_c/copy_strided__avx512.c", AVX512_FLAGS),
         ("src_c/conv2d_direct_filter_tile__avx2.c", AVX2_FLAGS),
         ("src_c/conv2d_direct_filter_tile__avx512.c", AVX512_FLAGS),
+        ("src_c/conv2d_backward_weight_filter_tile__avx2.c", AVX2_FLAGS),
+        ("src_c/conv2d_backward_weight_filter_tile__avx512.c", AVX512_FLAGS),
     ]
 KERNEL_MACROS = [("FC_X86_KERNELS", "1")] if IS_X86_64 else []
 OPENMP_FLAGS = ["-fopenmp"]

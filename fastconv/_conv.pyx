@@ -54,6 +54,10 @@ cdef enum:
     # rows serve that many columns, so fewer panels repack dy more often (4 measured 12-30%
     # slower on the VGG layers; 16 no faster than 8 and needs more batch parts for the threads).
     GEMM_DW_PANELS = 8
+    # conv2d_backward_weight_filter_tiles: a task's block of dw tiles, in L2 beside its band. Each
+    # block of channels packs dy again: 256 KB blocks spent 10% of vgg_conv5_2's dw packing it,
+    # 1 MB blocks 6% but left 3 tasks of vgg_conv3_2 for 2 threads.
+    DW_FILTER_TILE_BLOCK_BYTES = 524288
     # conv2d_im2col_over_batch: most micro-panels of filters per task, which bounds the task's
     # block of C^T (GEMM_MC_PANELS*MR pixels x this many panels: <= 917 KB) in the workspace.
     # Every task packs its pixels' columns again, and with few pixels that packing (runs of a
@@ -413,15 +417,16 @@ def _tap_offsets(BandLayout band, Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, P
                      for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
 
 
-cdef void _build_band(const floating *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                      Py_ssize_t first_row, Py_ssize_t band_rows, Py_ssize_t PH, Py_ssize_t PW,
-                      Py_ssize_t SW, Py_ssize_t phase_len, floating *band) noexcept nogil:
+cdef void _build_band(const fc_kernel_table *kernels, const floating *x, Py_ssize_t C,
+                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t first_row, Py_ssize_t band_rows,
+                      Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t SW, Py_ssize_t phase_len,
+                      floating *band) noexcept nogil:
     """band[c][r][(q % SW)*phase_len + q // SW] = x[c][first_row + r - PH][q - PW] (0 outside the
     image) for r < band_rows and padded columns q < SW*phase_len: the input rows a block of
     output rows reads, zero-padded, with columns split by phase modulo the stride so that the
     pixels one tap reads for consecutive outputs are contiguous."""
     cdef Py_ssize_t row_len = SW * phase_len
-    cdef Py_ssize_t c, r, hi, copied, phase, begin, end, j
+    cdef Py_ssize_t c, r, hi, copied, phase, begin, end
     cdef floating *dst
     cdef const floating *src
     for c in range(C):
@@ -443,8 +448,8 @@ cdef void _build_band(const floating *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t 
                     begin = min(phase_len, max(0, (PW - phase + SW - 1) // SW))
                     end = min(phase_len, max(begin, (W + PW - phase + SW - 1) // SW))
                     memset(dst + phase * phase_len, 0, begin * sizeof(floating))
-                    for j in range(begin, end):
-                        dst[phase * phase_len + j] = src[j * SW + phase - PW]
+                    _copy_strided(kernels, src + begin * SW + phase - PW, SW, end - begin,
+                                  dst + phase * phase_len + begin)
                     memset(dst + phase * phase_len + end, 0, (phase_len - end) * sizeof(floating))
 
 
@@ -647,8 +652,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             tile = &tiles[threadid(), 0]
             # Every band keeps max_band_rows rows per channel (the last block's extra rows are
             # zero-filled and never read), so one table of tap offsets serves all.
-            _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW, SW,
-                        phase_len, band)
+            _build_band(kernels, &x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH,
+                        PW, SW, phase_len, band)
             # A filter block serves every tile of the band while its filters sit in cache.
             # (Splitting the taps into channel blocks whose band rows fit L1 measured slower:
             # vgg_conv1_2 +30%, its tiles then run too few taps per call.)
@@ -1059,17 +1064,30 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
                                        dw_block + m0 * R, R, b_packed + b_size + rows_size)
 
 
-def backward_weight_parts(Py_ssize_t N, Py_ssize_t P, Py_ssize_t groups, Py_ssize_t R,
-                          Py_ssize_t dw_size, int isa, bint single, bint direct):
-    """How many partial sums the backward-weights drivers should use: 1 unless dw's blocks give
-    the threads too little work, and never so many that the partial sums take over 64 MiB.
-    conv2d_backward_weight_direct splits the batch by images; conv2d_backward_weight by
-    (image, block of GEMM_KC of its P output pixels), so it splits a batch of one image too."""
+def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t CG, Py_ssize_t KG,
+                          Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t HO, Py_ssize_t WO,
+                          Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t DH, Py_ssize_t DW, int isa,
+                          bint single, str driver):
+    """How many partial sums a backward-weights driver should use: 1 unless dw's blocks give the
+    threads too little work, and never so many that the partial sums take over 64 MiB. The
+    drivers split the batch into units: "gemm" (conv2d_backward_weight) into (image, block of
+    GEMM_KC output pixels) and "filter tiles" (conv2d_backward_weight_filter_tiles) into (image,
+    block of output rows), so both split a batch of one image too; "dot"
+    (conv2d_backward_weight_direct) into images."""
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR, NR
     MR, NR = _micro_tile(kernels, single)
+    cdef Py_ssize_t R = CG * FH * FW, dw_size = groups * KG * R
     cdef Py_ssize_t base_tasks = groups * ((R + GEMM_DW_PANELS * NR - 1) // (GEMM_DW_PANELS * NR))
-    cdef Py_ssize_t units = N if direct else N * ((P + GEMM_KC - 1) // GEMM_KC)
+    cdef Py_ssize_t units = N
+    cdef Py_ssize_t CB, KB
+    if driver == "gemm":
+        units = N * ((HO * WO + GEMM_KC - 1) // GEMM_KC)
+    elif driver == "filter tiles":
+        CB, KB = backward_weight_filter_tile_blocks(CG, FH * FW, KG, isa, single)
+        base_tasks = groups * ((CG + CB - 1) // CB) * ((KG + KB - 1) // KB)
+        units = N * backward_weight_filter_tile_row_blocks(CG, FH, FW, KG, HO, WO, SH, SW, DH,
+                                                           DW, isa, single)
     cdef Py_ssize_t parts = 1
     if base_tasks < MIN_TASKS:
         parts = min(units, (MIN_TASKS + base_tasks - 1) // base_tasks)
@@ -1140,8 +1158,8 @@ def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
                 for rb in range(row_blocks):
                     ho0 = rb * rows_per_block
                     rows = min(rows_per_block, HO - ho0)
-                    _build_band(&x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH, PW,
-                                SW, phase_len, band)
+                    _build_band(kernels, &x[n, g * CG, 0, 0], CG, H, W, ho0 * SH,
+                                max_band_rows, PH, PW, SW, phase_len, band)
                     for i in range((k_end - k_begin + KT - 1) // KT):
                         kt0 = k_begin + i * KT
                         kt = min(KT, k_end - kt0)
@@ -1152,3 +1170,136 @@ def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
                                 kernels, rows, WO, &dy[n, g * KG + kt0, ho0, 0], HO * WO, WO,
                                 band, SH * row_len, &tap_offset[t0],
                                 dw_block + (kt0 - k_begin) * taps + t0, taps, kt, tt)
+
+
+cdef inline void _backward_weight_filter_tile(
+        const fc_kernel_table *kernels, Py_ssize_t rows, Py_ssize_t WO, const floating *x,
+        Py_ssize_t x_row_stride, const Py_ssize_t *tap_offset, const floating *g,
+        floating *c) noexcept nogil:
+    if floating is float:
+        kernels.sbackward_weight_filter_tile(rows, WO, x, x_row_stride, tap_offset, g, c)
+    else:
+        kernels.dbackward_weight_filter_tile(rows, WO, x, x_row_stride, tap_offset, g, c)
+
+
+def backward_weight_filter_tile_blocks(Py_ssize_t CG, Py_ssize_t taps_per_channel,
+                                       Py_ssize_t KG, int isa, bint single):
+    """(channels, filters) per task of conv2d_backward_weight_filter_tiles: all of a group's
+    filters (in whole tiles) unless one channel's tiles would overflow DW_FILTER_TILE_BLOCK_BYTES,
+    and as few equal blocks of channels as keep the task's block of tiles within it."""
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR = kernels.sfilter_tile_mr if single else kernels.dfilter_tile_mr
+    cdef Py_ssize_t NR = kernels.sfilter_tile_nr if single else kernels.dfilter_tile_nr
+    cdef Py_ssize_t budget = DW_FILTER_TILE_BLOCK_BYTES // (4 if single else 8)
+    cdef Py_ssize_t one_channel = (taps_per_channel + MR - 1) // MR * MR
+    cdef Py_ssize_t filter_tiles = (KG + NR - 1) // NR
+    cdef Py_ssize_t filters = min(filter_tiles, max(1, budget // (one_channel * NR))) * NR
+    cdef Py_ssize_t channels = 1
+    while (channels < CG
+           and (taps_per_channel * (channels + 1) + MR - 1) // MR * MR * filters <= budget):
+        channels += 1
+    cdef Py_ssize_t channel_blocks = (CG + channels - 1) // channels
+    return (CG + channel_blocks - 1) // channel_blocks, filters
+
+
+cdef BandLayout _filter_tile_band(Py_ssize_t channels, Py_ssize_t FH, Py_ssize_t FW,
+                                  Py_ssize_t HO, Py_ssize_t WO, Py_ssize_t SH, Py_ssize_t SW,
+                                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t itemsize):
+    """The band of conv2d_backward_weight_filter_tiles: its tiles read exactly WO pixels a row."""
+    return _band_layout(channels, FH, FW, HO, WO, SH, SW, DH, DW, itemsize, 0)
+
+
+def backward_weight_filter_tile_row_blocks(Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW,
+                                           Py_ssize_t KG, Py_ssize_t HO, Py_ssize_t WO,
+                                           Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t DH,
+                                           Py_ssize_t DW, int isa, bint single):
+    """Blocks of output rows per image in conv2d_backward_weight_filter_tiles (one band each)."""
+    cdef Py_ssize_t CB, KB
+    CB, KB = backward_weight_filter_tile_blocks(CG, FH * FW, KG, isa, single)
+    cdef BandLayout band = _filter_tile_band(CB, FH, FW, HO, WO, SH, SW, DH, DW,
+                                             4 if single else 8)
+    return (HO + band.rows_per_block - 1) // band.rows_per_block
+
+
+def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
+                                        const floating[:, :, :, ::1] x,
+                                        floating[:, :, :, :, ::1] dw_parts, Py_ssize_t groups,
+                                        Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                                        Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, int isa,
+                                        int num_threads):
+    """dw_parts[s] := the gradient of conv2d with respect to w over batch part s, by register
+    tiles of MR taps x NR filters with the filters along the vector lanes: each tap's input
+    values are broadcast from the padded, phase-split band the direct forward reads, against dy
+    packed NR filters per pixel. Unlike the GEMM, nothing is packed from the input (the GEMM's
+    transposed column matrix cost a third of its time on 3x3 and 11x11 layers).
+
+    A task is (batch part, group, block of channels, block of filters): it sums its images, row
+    blocks and pixels in a fixed order into a per-thread block of tiles, then stores that into
+    its own elements of dw_parts[s].
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR = kernels.sfilter_tile_mr if floating is float else kernels.dfilter_tile_mr
+    cdef Py_ssize_t NR = kernels.sfilter_tile_nr if floating is float else kernels.dfilter_tile_nr
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t parts = dw_parts.shape[0], K = dw_parts.shape[1], CG = dw_parts.shape[2]
+    cdef Py_ssize_t FH = dw_parts.shape[3], FW = dw_parts.shape[4], FF = FH * FW
+    cdef Py_ssize_t HO = dy.shape[2], WO = dy.shape[3], KG = K // groups, R = CG * FF
+    cdef Py_ssize_t CB, KB
+    CB, KB = backward_weight_filter_tile_blocks(CG, FF, KG, isa, floating is float)
+    cdef Py_ssize_t channel_blocks = (CG + CB - 1) // CB, filter_blocks = (KG + KB - 1) // KB
+    cdef Py_ssize_t block_taps = (CB * FF + MR - 1) // MR * MR
+    cdef BandLayout band_layout = _filter_tile_band(CB, FH, FW, HO, WO, SH, SW, DH, DW,
+                                                    sizeof(floating))
+    cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
+    cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
+    cdef Py_ssize_t band_rows = band_layout.band_rows
+    # The reduction runs over units (image, block of output rows); part s sums units
+    # [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
+    cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
+    cdef Py_ssize_t units = N * row_blocks
+    # Taps past a block's last one repeat its first (read, never stored).
+    offsets = _tap_offsets(band_layout, CB, FH, FW, SW, DH, DW)
+    cdef Py_ssize_t[::1] tap_offset = np.concatenate(
+        [offsets, np.full(block_taps - CB * FF, offsets[0], dtype=np.intp)])
+    cdef Py_ssize_t band_size = CB * band_rows * row_len, g_size = rows_per_block * WO * NR
+    cdef floating[:, ::1] workspace = np.empty(
+        (num_threads, band_size + g_size + block_taps * KB),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = parts * groups * channel_blocks * filter_blocks
+    cdef Py_ssize_t t, part, g, cb, fb, c0, cc, k0, kb, u, n, ho0, rows, sub, kt, tile
+    cdef floating *band
+    cdef floating *g_packed
+    cdef floating *tiles
+    cdef floating *dw_flat = &dw_parts[0, 0, 0, 0, 0]
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            band = &workspace[threadid(), 0]
+            g_packed = band + band_size
+            tiles = g_packed + g_size
+            fb = t % filter_blocks
+            cb = (t // filter_blocks) % channel_blocks
+            g = (t // (filter_blocks * channel_blocks)) % groups
+            part = t // (filter_blocks * channel_blocks * groups)
+            c0 = cb * CB
+            cc = min(CB, CG - c0)
+            k0 = fb * KB
+            kb = min(KB, KG - k0)
+            memset(tiles, 0, block_taps * KB * sizeof(floating))
+            for u in range(part * units // parts, (part + 1) * units // parts):
+                n = u // row_blocks
+                ho0 = u % row_blocks * rows_per_block
+                rows = min(rows_per_block, HO - ho0)
+                _build_band(kernels, &x[n, g * CG + c0, 0, 0], cc, H, W, ho0 * SH, band_rows, PH,
+                            PW, SW, phase_len, band)
+                for sub in range((kb + NR - 1) // NR):
+                    kt = min(NR, kb - sub * NR)
+                    _pack_kmajor(kernels, &dy[n, g * KG + k0 + sub * NR, ho0, 0], HO * WO, kt,
+                                 rows * WO, NR, g_packed)
+                    for tile in range((cc * FF + MR - 1) // MR):
+                        _backward_weight_filter_tile(
+                            kernels, rows, WO, band, SH * row_len, &tap_offset[tile * MR],
+                            g_packed, tiles + (sub * block_taps + tile * MR) * NR)
+            for sub in range((kb + NR - 1) // NR):
+                _store_filter_tile(kernels, tiles + sub * block_taps * NR, NR, cc * FF,
+                                   min(NR, kb - sub * NR), NULL,
+                                   dw_flat + (part * K + g * KG + k0 + sub * NR) * R + c0 * FF, R)

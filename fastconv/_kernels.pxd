@@ -69,6 +69,13 @@ cdef extern from "fastconv_kernels.h" nogil:
         const double *c, Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt,
         const double *bias, double *y, Py_ssize_t y_k_stride) noexcept nogil
 
+    ctypedef void (*fc_sconv2d_backward_weight_filter_tile_fn)(
+        Py_ssize_t rows, Py_ssize_t WO, const float *x, Py_ssize_t x_row_stride,
+        const Py_ssize_t *tap_offset, const float *g, float *c) noexcept nogil
+    ctypedef void (*fc_dconv2d_backward_weight_filter_tile_fn)(
+        Py_ssize_t rows, Py_ssize_t WO, const double *x, Py_ssize_t x_row_stride,
+        const Py_ssize_t *tap_offset, const double *g, double *c) noexcept nogil
+
     ctypedef struct fc_kernel_table:
         int isa
         const char *isa_name
@@ -108,6 +115,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         const char *ddirect_filter_tile_name
         fc_sstore_filter_tile_fn sstore_filter_tile
         fc_dstore_filter_tile_fn dstore_filter_tile
+        fc_sconv2d_backward_weight_filter_tile_fn sbackward_weight_filter_tile
+        fc_dconv2d_backward_weight_filter_tile_fn dbackward_weight_filter_tile
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

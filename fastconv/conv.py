@@ -214,26 +214,53 @@ def _backward_input(dy, w, geometry):
     return dx
 
 
-def _backward_weight(dy, x, geometry):
-    """dw (K, C/groups, FH, FW) for a validated geometry; dy (N, K, HO, WO), x (N, C, H, W)."""
+BACKWARD_WEIGHT_DRIVERS = {
+    "gemm": _conv.conv2d_backward_weight,
+    "dot": _conv.conv2d_backward_weight_direct,
+    "filter tiles": _conv.conv2d_backward_weight_filter_tiles,
+}
+
+
+def _backward_weight_driver(geometry, itemsize):
+    """Which backward-weights driver runs a layer: a key of BACKWARD_WEIGHT_DRIVERS (measured).
+
+    The filter-vector tiles ("filter tiles") broadcast the input from the direct forward's band,
+    so nothing is packed from it: 0.6-0.9x the GEMM's time on the 3x3, 5x5, 7x7 and 11x11
+    layers of the standard suite and on 1x1 layers with 56-pixel rows. The GEMM ("gemm") stays
+    faster on small planes (< 64 output pixels: 1.4-1.5x on fc_as_conv7, where every block of
+    channels would pack dy again) and on 1x1 layers with rows under 16 pixels (1.1-1.2x on
+    14x14 maps, whose planes the GEMM takes as one row). With few taps per filter
+    (C/groups*FH*FW < 64) and fewer filters than a tile's 32 lanes, dot products of dy's rows
+    with the band's rows ("dot") beat both (cifar_3x3: 12 filters, 0.5-0.8x the filter tiles).
+    """
+    CG, KG = geometry.C // geometry.groups, geometry.K // geometry.groups
+    if (not _conv.direct_band_fits(CG, geometry.FH, geometry.FW, geometry.WO,
+                                   geometry.stride[1], *geometry.dilation, itemsize)
+            or geometry.HO * geometry.WO < GEMM_OVER_BATCH_BELOW_PIXELS
+            or (geometry.FH * geometry.FW == 1 and geometry.WO < 16)):
+        return "gemm"
+    if geometry.reduction_size < 64 and KG < 32:
+        return "dot"
+    return "filter tiles"
+
+
+def _backward_weight(dy, x, geometry, driver=None):
+    """dw (K, C/groups, FH, FW) for a validated geometry; dy (N, K, HO, WO), x (N, C, H, W).
+    `driver` (a key of BACKWARD_WEIGHT_DRIVERS; tests force each) defaults to the measured rule
+    of `_backward_weight_driver`."""
     shape = (geometry.K, geometry.C // geometry.groups, geometry.FH, geometry.FW)
     if geometry.N == 0 or geometry.reduction_size == 0 or geometry.K == 0:
         return np.zeros(shape, dtype=dy.dtype)
-    # With few taps per filter (C/groups*FH*FW) the GEMM's panels are mostly padding and packing
-    # the transposed column matrix costs more than the products: dot products of dy's rows with
-    # the input band's rows are ~3x faster there, and slower everywhere else (measured).
-    direct = geometry.reduction_size < 64 and _conv.direct_band_fits(
-        geometry.C // geometry.groups, geometry.FH, geometry.FW, geometry.WO,
-        geometry.stride[1], *geometry.dilation, dy.dtype.itemsize)
-    parts = _conv.backward_weight_parts(geometry.N, geometry.HO * geometry.WO, geometry.groups,
-                                        geometry.reduction_size,
-                                        geometry.K * geometry.reduction_size,
-                                        _config.isa_code(), dy.dtype == np.float32, direct)
+    if driver is None:
+        driver = _backward_weight_driver(geometry, dy.dtype.itemsize)
+    parts = _conv.backward_weight_parts(
+        geometry.N, geometry.groups, geometry.C // geometry.groups, geometry.K // geometry.groups,
+        geometry.FH, geometry.FW, geometry.HO, geometry.WO, *geometry.stride, *geometry.dilation,
+        _config.isa_code(), dy.dtype == np.float32, driver)
     dw_parts = np.empty((parts,) + shape, dtype=dy.dtype)
-    driver = _conv.conv2d_backward_weight_direct if direct else _conv.conv2d_backward_weight
-    cut_geometry, dy_cut, x_cut = _recut(_pointwise_cut(geometry, not direct), geometry,
+    cut_geometry, dy_cut, x_cut = _recut(_pointwise_cut(geometry, driver == "gemm"), geometry,
                                          aligned_contiguous(dy), aligned_contiguous(x))
-    driver(dy_cut, x_cut, dw_parts, *_driver_arguments(cut_geometry))
+    BACKWARD_WEIGHT_DRIVERS[driver](dy_cut, x_cut, dw_parts, *_driver_arguments(cut_geometry))
     # The batch parts are added in a fixed order, so dw does not depend on the thread count.
     dw = dw_parts[0]
     for part in dw_parts[1:]:

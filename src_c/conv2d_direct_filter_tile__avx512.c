@@ -85,32 +85,32 @@ void fc_dconv2d_direct_filter_tile_14x16__avx512(ptrdiff_t taps, const ptrdiff_t
 }
 
 /*
- * The float tile's store: 16 filters at a time, the pixel-major block is transposed in registers
- * and each filter's pixels stored as one masked vector (element by element, storing a 14 x 32
- * tile cost as much as 250 taps of products: a quarter of a 1x1 layer's time).
+ * The float tile's store: 16 pixels x 16 filters at a time, the pixel-major block is transposed
+ * in registers and each filter's pixels stored as one masked vector (element by element, storing
+ * a 14 x 32 tile cost as much as 250 taps of products: a quarter of a 1x1 layer's time).
  */
 void fc_sstore_filter_tile__avx512(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
                                    ptrdiff_t kt, const float *bias, float *y,
                                    ptrdiff_t y_k_stride)
 {
-    if (pixels > 16) {
-        fc_sstore_filter_tile__generic(c, c_stride, pixels, kt, bias, y, y_k_stride);
-        return;
-    }
-    const __mmask16 pixel_lanes = (__mmask16)((1u << pixels) - 1);
-    for (ptrdiff_t k0 = 0; k0 < kt; k0 += 16) {
-        const ptrdiff_t filters = kt - k0 < 16 ? kt - k0 : 16;
-        const __mmask16 filter_lanes = (__mmask16)((1u << filters) - 1);
-        __m512 r[16];
-        for (int i = 0; i < 16; i++)
-            r[i] = i < pixels ? _mm512_maskz_loadu_ps(filter_lanes, c + i * c_stride + k0)
-                              : _mm512_setzero_ps();
-        transpose_16x16(r);
-        for (int k = 0; k < filters; k++) {
-            __m512 out = r[k];
-            if (bias)
-                out = _mm512_add_ps(out, _mm512_set1_ps(bias[k0 + k]));
-            _mm512_mask_storeu_ps(y + (k0 + k) * y_k_stride, pixel_lanes, out);
+    for (ptrdiff_t i0 = 0; i0 < pixels; i0 += 16) {
+        const ptrdiff_t chunk = pixels - i0 < 16 ? pixels - i0 : 16;
+        const __mmask16 pixel_lanes = (__mmask16)((1u << chunk) - 1);
+        for (ptrdiff_t k0 = 0; k0 < kt; k0 += 16) {
+            const ptrdiff_t filters = kt - k0 < 16 ? kt - k0 : 16;
+            const __mmask16 filter_lanes = (__mmask16)((1u << filters) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < chunk
+                           ? _mm512_maskz_loadu_ps(filter_lanes, c + (i0 + i) * c_stride + k0)
+                           : _mm512_setzero_ps();
+            transpose_16x16(r);
+            for (int k = 0; k < filters; k++) {
+                __m512 out = r[k];
+                if (bias)
+                    out = _mm512_add_ps(out, _mm512_set1_ps(bias[k0 + k]));
+                _mm512_mask_storeu_ps(y + (k0 + k) * y_k_stride + i0, pixel_lanes, out);
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ static const fc_kernel_table generic_table = {
     4, 8, fc_dconv2d_direct_filter_tile_4x8__generic,
     "fc_dconv2d_direct_filter_tile_4x8__generic",
     fc_sstore_filter_tile__generic, fc_dstore_filter_tile__generic,
+    fc_sconv2d_backward_weight_filter_tile_4x16__generic,
+    fc_dconv2d_backward_weight_filter_tile_4x8__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -38,6 +40,8 @@ static const fc_kernel_table avx2_table = {
     6, 8, fc_dconv2d_direct_filter_tile_6x8__avx2,
     "fc_dconv2d_direct_filter_tile_6x8__avx2",
     fc_sstore_filter_tile__generic, fc_dstore_filter_tile__generic,
+    fc_sconv2d_backward_weight_filter_tile_6x16__avx2,
+    fc_dconv2d_backward_weight_filter_tile_6x8__avx2,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -55,6 +59,8 @@ static const fc_kernel_table avx512_table = {
     14, 16, fc_dconv2d_direct_filter_tile_14x16__avx512,
     "fc_dconv2d_direct_filter_tile_14x16__avx512",
     fc_sstore_filter_tile__avx512, fc_dstore_filter_tile__generic,
+    fc_sconv2d_backward_weight_filter_tile_14x32__avx512,
+    fc_dconv2d_backward_weight_filter_tile_14x16__avx512,
 };
 #endif
 

@@ -199,6 +199,36 @@ FC_DECLARE_BACKWARD_WEIGHT_TILE(double, fc_dconv2d_backward_weight_tile_4x6__avx
 #undef FC_DECLARE_BACKWARD_WEIGHT_TILE
 
 /*
+ * Backward-weights register tile with filters along the vector lanes (all ISAs, both dtypes):
+ * MR kernel taps x NR filters of dw, each summed over `rows` output rows of WO pixels:
+ *
+ *     c[i*NR + j] += sum_{r < rows, wo < WO} x[tap_offset[i] + r*x_row_stride + wo]
+ *                                           * g[(r*WO + wo)*NR + j]
+ *
+ * for every i < MR and j < NR, where g holds NR filters' output gradients packed pixel by pixel
+ * (the caller keeps the taps and filters it needs). x is the same padded, phase-split input band
+ * the direct forward reads; every x read must lie inside it. The sum is formed from zero in
+ * (r, wo) order, then added to c.
+ */
+typedef void (*fc_sconv2d_backward_weight_filter_tile_fn)(
+    ptrdiff_t rows, ptrdiff_t WO, const float *x, ptrdiff_t x_row_stride,
+    const ptrdiff_t *tap_offset, const float *g, float *c);
+typedef void (*fc_dconv2d_backward_weight_filter_tile_fn)(
+    ptrdiff_t rows, ptrdiff_t WO, const double *x, ptrdiff_t x_row_stride,
+    const ptrdiff_t *tap_offset, const double *g, double *c);
+
+#define FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(T, NAME)                                         \
+    void NAME(ptrdiff_t rows, ptrdiff_t WO, const T *x, ptrdiff_t x_row_stride,                \
+              const ptrdiff_t *tap_offset, const T *g, T *c);
+FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(float, fc_sconv2d_backward_weight_filter_tile_4x16__generic)
+FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(double, fc_dconv2d_backward_weight_filter_tile_4x8__generic)
+FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(float, fc_sconv2d_backward_weight_filter_tile_6x16__avx2)
+FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(double, fc_dconv2d_backward_weight_filter_tile_6x8__avx2)
+FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(float, fc_sconv2d_backward_weight_filter_tile_14x32__avx512)
+FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE(double, fc_dconv2d_backward_weight_filter_tile_14x16__avx512)
+#undef FC_DECLARE_BACKWARD_WEIGHT_FILTER_TILE
+
+/*
  * Packing of GEMM operands: dst[p*panel + i] = src[i*row_stride + p] for i < rows, p < kc, and
  * dst[p*panel + i] = 0 for rows <= i < panel (rows <= panel): `rows` rows of length kc become a
  * k-major panel of width `panel`. Reads only those elements; writes exactly kc * panel.
@@ -262,6 +292,9 @@ typedef struct {
     const char *ddirect_filter_tile_name;
     fc_sstore_filter_tile_fn sstore_filter_tile;
     fc_dstore_filter_tile_fn dstore_filter_tile;
+    /* Same MR x NR as the forward's filter tiles. */
+    fc_sconv2d_backward_weight_filter_tile_fn sbackward_weight_filter_tile;
+    fc_dconv2d_backward_weight_filter_tile_fn dbackward_weight_filter_tile;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import fastconv
-from fastconv import _config, _conv, conv2d, conv2d_backward, conv_transpose2d
+from fastconv import _config, _conv, _geometry, conv2d, conv2d_backward, conv_transpose2d
 
 from conftest import assert_close, dirty_the_heap, raises, reference_and_scale
 from reference import (
@@ -321,7 +321,8 @@ THREAD_CASES = {
     "N37_C3_3x3_K12_small_R_batch_parts": Case(37, 3, 10, 10, 12, 3, 3, padding=1),
     "depthwise_N3_C20_17x19": Case(3, 20, 17, 19, 20, 3, 3, padding=1, groups=20),
     "N2_C16_21x21_K24_5x5_stride2": Case(2, 16, 21, 21, 24, 5, 5, stride=2, padding=2),
-    "N1_C8_20x20_K16_one_image_split_by_pixels": Case(1, 8, 20, 20, 16, 3, 3, padding=1),
+    "N1_C8_40x15_K16_1x1_one_image_split_by_pixels": Case(1, 8, 40, 15, 16, 1, 1),
+    "N1_C64_40x40_K16_one_image_split_by_rows": Case(1, 64, 40, 40, 16, 3, 3, padding=1),
 }
 
 
@@ -340,20 +341,107 @@ def test_rotated_filters_are_each_groups_transposed_filters_turned_180_degrees(
                                               w[g * KG + k, c, ::-1, ::-1])
 
 
-@pytest.mark.parametrize("name, direct", [("N37_C3_3x3_K12_small_R_batch_parts", True),
-                                          ("N1_C8_20x20_K16_one_image_split_by_pixels", False)])
-def test_dw_of_few_blocks_is_really_summed_from_several_parts(name, direct):
+def case_geometry(case, dtype):
+    """The validated geometry fastconv computes for a case's conv2d."""
+    x = np.zeros((case.N, case.C, case.H, case.W), dtype)
+    w = np.zeros((case.K, case.C // case.groups, case.FH, case.FW), dtype)
+    return _geometry.conv2d_geometry("conv2d", x, w, None, case.stride, case.padding,
+                                     case.dilation, case.groups)[3]
+
+
+@pytest.mark.parametrize("name, driver", [
+    ("N37_C3_3x3_K12_small_R_batch_parts", "dot"),
+    ("N1_C8_40x15_K16_1x1_one_image_split_by_pixels", "gemm"),
+    ("N1_C64_40x40_K16_one_image_split_by_rows", "filter tiles")])
+def test_dw_of_few_blocks_is_really_summed_from_several_parts(name, driver):
     # The premise of the thread cases above: dw is summed from several parts on every ISA, by
-    # images (direct driver) or, for a batch of one, by blocks of one image's pixels (GEMM).
+    # images (dot products), or for a batch of one by blocks of one image's pixels (GEMM) or
+    # output rows (filter tiles).
     case = THREAD_CASES[name]
-    R = case.C * case.FH * case.FW
-    assert (R < 64) == direct  # the rule fastconv.conv._backward_weight applies
+    for isa in _config.available_isas():
+        for dtype in DTYPES:
+            geometry = case_geometry(case, dtype)
+            assert fastconv.conv._backward_weight_driver(geometry, dtype().itemsize) == driver
+            parts = _conv.backward_weight_parts(
+                case.N, 1, case.C, case.K, case.FH, case.FW, geometry.HO, geometry.WO,
+                *geometry.stride, *geometry.dilation, fastconv._runtime.ISA_CODES[isa],
+                dtype == np.float32, driver)
+            assert parts > 1, (isa, dtype, parts)
+
+
+# Each driver forced on shapes that reach its edges: taps and filters not filling a tile,
+# channels and filters split into several blocks, strides, dilations, 1x1.
+DRIVER_CASES = {
+    "taps_not_a_multiple_of_the_tile": Case(2, 5, 9, 11, 7, 3, 3, stride=2, padding=1),
+    "groups_2_of_20_filters": Case(3, 4, 8, 8, 40, 2, 2, groups=2),
+    "300_channels_in_two_blocks": Case(1, 300, 5, 5, 70, 3, 3, padding=1),
+    "1100_filters_in_two_blocks": Case(1, 1, 12, 12, 1100, 11, 11),
+    "11x11_stride_4": Case(2, 3, 30, 30, 20, 11, 11, stride=4, padding=2),
+    "dilation_2_padding_3": Case(2, 6, 12, 13, 33, 3, 3, padding=3, dilation=2),
+    "1x1_on_7x20": Case(2, 9, 7, 20, 17, 1, 1),
+}
+
+
+@pytest.mark.parametrize("driver", list(fastconv.conv.BACKWARD_WEIGHT_DRIVERS))
+@pytest.mark.parametrize("name", list(DRIVER_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_every_backward_weight_driver_matches_the_oracle(isa, dtype, name, driver):
+    case = DRIVER_CASES[name]
+    dy, x, w = make_inputs(case, dtype, seed=5)
+    dw = fastconv.conv._backward_weight(dy, x, case_geometry(case, dtype), driver=driver)
+    assert_close(dw, *driver_case_reference(name, dtype), dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def driver_case_reference(name, dtype):
+    """(dw, scale) of a driver case from the oracle, once per case and dtype."""
+    case = DRIVER_CASES[name]
+    dy, x, w = make_inputs(case, dtype, seed=5)
+    kwargs = case.reference_kwargs()
+    return (conv2d_backward_reference(dy, x, w, **kwargs)[1],
+            conv2d_backward_reference(np.abs(dy), np.abs(x), np.abs(w), **kwargs)[1])
+
+
+@st.composite
+def backward_weight_geometries(draw):
+    """Small geometries with every stride, dilation and padding combination up to 4/3/3."""
+    FH, FW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    DH, DW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    PH, PW = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    H = draw(st.integers(max(1, DH * (FH - 1) + 1 - 2 * PH), 20))
+    W = draw(st.integers(max(1, DW * (FW - 1) + 1 - 2 * PW), 20))
+    groups = draw(st.sampled_from([1, 2]))
+    return Case(draw(st.integers(1, 3)), groups * draw(st.integers(1, 8)), H, W,
+                groups * draw(st.integers(1, 40)), FH, FW,
+                stride=(draw(st.integers(1, 4)), draw(st.integers(1, 4))), padding=(PH, PW),
+                dilation=(DH, DW), groups=groups)
+
+
+@given(case=backward_weight_geometries(), dtype=st.sampled_from(DTYPES),
+       driver=st.sampled_from(list(fastconv.conv.BACKWARD_WEIGHT_DRIVERS)),
+       seed=st.integers(0, 2**16))
+def test_every_backward_weight_driver_on_random_geometries(isa, case, dtype, driver, seed):
+    dy, x, w = make_inputs(case, dtype, seed)
+    dw = fastconv.conv._backward_weight(dy, x, case_geometry(case, dtype), driver=driver)
+    kwargs = case.reference_kwargs()
+    assert_close(dw, conv2d_backward_reference(dy, x, w, **kwargs)[1],
+                 conv2d_backward_reference(np.abs(dy), np.abs(x), np.abs(w), **kwargs)[1],
+                 dtype)
+
+
+@pytest.mark.parametrize("name, channel_blocks, filter_blocks", [
+    ("300_channels_in_two_blocks", 2, 1), ("1100_filters_in_two_blocks", 1, 2)])
+def test_filter_tile_cases_really_split_channels_and_filters(name, channel_blocks,
+                                                            filter_blocks):
+    # The premise of the two cases above, on every ISA path and dtype (float64 halves the
+    # budget: at least as many blocks).
+    case = DRIVER_CASES[name]
     for isa in _config.available_isas():
         for single in (True, False):
-            parts = _conv.backward_weight_parts(case.N, case.H * case.W, 1, R, case.K * R,
-                                                fastconv._runtime.ISA_CODES[isa], single,
-                                                direct)
-            assert parts > 1, (isa, single, parts)
+            channels, filters = _conv.backward_weight_filter_tile_blocks(
+                case.C, case.FH * case.FW, case.K, fastconv._runtime.ISA_CODES[isa], single)
+            assert -(-case.C // channels) >= channel_blocks, (isa, single, channels)
+            assert -(-case.K // filters) >= filter_blocks, (isa, single, filters)
 
 
 @pytest.mark.parametrize("name", list(THREAD_CASES))
