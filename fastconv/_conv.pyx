@@ -1257,17 +1257,30 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     # [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
     cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
     cdef Py_ssize_t units = N * row_blocks
-    # Taps past a block's last one repeat its first (read, never stored).
-    offsets = _tap_offsets(band_layout, CB, FH, FW, SW, DH, DW)
-    cdef Py_ssize_t[::1] tap_offset = np.concatenate(
-        [offsets, np.full(block_taps - CB * FF, offsets[0], dtype=np.intp)])
-    cdef Py_ssize_t band_size = CB * band_rows * row_len, g_size = rows_per_block * WO * NR
+    # Without padding at unit stride the band would be a copy of x's rows (row_len == W): the
+    # tiles read x.
+    cdef bint x_is_band = PH == 0 and PW == 0 and SW == 1
+    if x_is_band:
+        offsets = np.array([(c * H + fh * DH) * W + fw * DW for c in range(CB)
+                            for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+    else:
+        offsets = _tap_offsets(band_layout, CB, FH, FW, SW, DH, DW)
+    # Row 0 for full blocks of channels, row 1 for the last: taps past a block's last one
+    # repeat its first (read, never stored), so no tile reads past the block's channels.
+    cdef Py_ssize_t last_taps = (CG - (channel_blocks - 1) * CB) * FF
+    padded_offsets = np.full((2, block_taps), offsets[0], dtype=np.intp)
+    padded_offsets[0, :CB * FF] = offsets
+    padded_offsets[1, :last_taps] = offsets[:last_taps]
+    cdef Py_ssize_t[:, ::1] tap_offset = padded_offsets
+    cdef Py_ssize_t band_size = 0 if x_is_band else CB * band_rows * row_len
+    cdef Py_ssize_t g_size = rows_per_block * WO * NR
     cdef floating[:, ::1] workspace = np.empty(
         (num_threads, band_size + g_size + block_taps * KB),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = parts * groups * channel_blocks * filter_blocks
     cdef Py_ssize_t t, part, g, cb, fb, c0, cc, k0, kb, u, n, ho0, rows, sub, kt, tile
     cdef floating *band
+    cdef const floating *rows_in
     cdef floating *g_packed
     cdef floating *tiles
     cdef floating *dw_flat = &dw_parts[0, 0, 0, 0, 0]
@@ -1289,16 +1302,21 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
                 n = u // row_blocks
                 ho0 = u % row_blocks * rows_per_block
                 rows = min(rows_per_block, HO - ho0)
-                _build_band(kernels, &x[n, g * CG + c0, 0, 0], cc, H, W, ho0 * SH, band_rows, PH,
-                            PW, SW, phase_len, band)
+                if x_is_band:
+                    rows_in = &x[n, g * CG + c0, ho0 * SH, 0]
+                else:
+                    _build_band(kernels, &x[n, g * CG + c0, 0, 0], cc, H, W, ho0 * SH, band_rows,
+                                PH, PW, SW, phase_len, band)
+                    rows_in = band
                 for sub in range((kb + NR - 1) // NR):
                     kt = min(NR, kb - sub * NR)
                     _pack_kmajor(kernels, &dy[n, g * KG + k0 + sub * NR, ho0, 0], HO * WO, kt,
                                  rows * WO, NR, g_packed)
                     for tile in range((cc * FF + MR - 1) // MR):
                         _backward_weight_filter_tile(
-                            kernels, rows, WO, band, SH * row_len, &tap_offset[tile * MR],
-                            g_packed, tiles + (sub * block_taps + tile * MR) * NR)
+                            kernels, rows, WO, rows_in, SH * row_len,
+                            &tap_offset[cb == channel_blocks - 1, tile * MR], g_packed,
+                            tiles + (sub * block_taps + tile * MR) * NR)
             for sub in range((kb + NR - 1) // NR):
                 _store_filter_tile(kernels, tiles + sub * block_taps * NR, NR, cc * FF,
                                    min(NR, kb - sub * NR), NULL,
