@@ -1204,9 +1204,18 @@ def backward_weight_filter_tile_blocks(Py_ssize_t CG, Py_ssize_t taps_per_channe
 
 cdef BandLayout _filter_tile_band(Py_ssize_t channels, Py_ssize_t FH, Py_ssize_t FW,
                                   Py_ssize_t HO, Py_ssize_t WO, Py_ssize_t SH, Py_ssize_t SW,
-                                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t itemsize):
-    """The band of conv2d_backward_weight_filter_tiles: its tiles read exactly WO pixels a row."""
-    return _band_layout(channels, FH, FW, HO, WO, SH, SW, DH, DW, itemsize, 0)
+                                  Py_ssize_t DH, Py_ssize_t DW, Py_ssize_t itemsize,
+                                  Py_ssize_t NR):
+    """The band of conv2d_backward_weight_filter_tiles: its tiles read exactly WO pixels a row.
+    dy's rows for the band's output rows are packed beside it, NR values per pixel: no more
+    output rows than keep those within DIRECT_BAND_BYTES too (a one-channel layer's band holds
+    many rows)."""
+    cdef BandLayout band = _band_layout(channels, FH, FW, HO, WO, SH, SW, DH, DW, itemsize, 0)
+    cdef Py_ssize_t packed_rows = max(1, DIRECT_BAND_BYTES // (WO * NR * itemsize))
+    if band.rows_per_block > packed_rows:
+        band.rows_per_block = packed_rows
+        band.band_rows = (packed_rows - 1) * SH + (FH - 1) * DH + 1
+    return band
 
 
 def backward_weight_filter_tile_row_blocks(Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW,
@@ -1216,8 +1225,10 @@ def backward_weight_filter_tile_row_blocks(Py_ssize_t CG, Py_ssize_t FH, Py_ssiz
     """Blocks of output rows per image in conv2d_backward_weight_filter_tiles (one band each)."""
     cdef Py_ssize_t CB, KB
     CB, KB = backward_weight_filter_tile_blocks(CG, FH * FW, KG, isa, single)
-    cdef BandLayout band = _filter_tile_band(CB, FH, FW, HO, WO, SH, SW, DH, DW,
-                                             4 if single else 8)
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef BandLayout band = _filter_tile_band(
+        CB, FH, FW, HO, WO, SH, SW, DH, DW, 4 if single else 8,
+        kernels.sfilter_tile_nr if single else kernels.dfilter_tile_nr)
     return (HO + band.rows_per_block - 1) // band.rows_per_block
 
 
@@ -1249,7 +1260,7 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t channel_blocks = (CG + CB - 1) // CB, filter_blocks = (KG + KB - 1) // KB
     cdef Py_ssize_t block_taps = (CB * FF + MR - 1) // MR * MR
     cdef BandLayout band_layout = _filter_tile_band(CB, FH, FW, HO, WO, SH, SW, DH, DW,
-                                                    sizeof(floating))
+                                                    sizeof(floating), NR)
     cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
     cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
     cdef Py_ssize_t band_rows = band_layout.band_rows
