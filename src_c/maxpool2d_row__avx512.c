@@ -65,12 +65,93 @@ static void fc_smaxpool2d_tap__avx512(const float *restrict x_row, float *restri
     }
 }
 
+/* Any float row, by the template (internal: fc_smaxpool2d_row__avx512 below calls it). */
+static void fc_smaxpool2d_row_any_window__avx512(
+    const float *x, float *y, int64_t *indices, ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO,
+    ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+    ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+
 #define FC_T float
-#define FC_MAXPOOL2D_ROW fc_smaxpool2d_row__avx512
+#define FC_MAXPOOL2D_ROW fc_smaxpool2d_row_any_window__avx512
 #define FC_MAXPOOL2D_TAP fc_smaxpool2d_tap__avx512
 #include "maxpool2d_row.template.c"
 #undef FC_T
 #undef FC_MAXPOOL2D_ROW
+
+/*
+ * A float row whose windows all lie inside the image, at stride 1 or 2: 16 outputs at a time,
+ * their running maxima (and indices) kept in registers over all the window's taps, in the same
+ * row-major tap order and with the same rule as the template. Tap by tap over the whole row, each
+ * tap's masked store of y fed the next tap's masked load, which the CPU cannot forward: on
+ * 16-output rows (cifar_pool) that stall was most of the time. Returns 0, doing nothing, for any
+ * other row.
+ */
+static int fc_smaxpool2d_row_inside__avx512(const float *x, float *y, int64_t *indices,
+                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
+                                            ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                            ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                                            ptrdiff_t DH, ptrdiff_t DW)
+{
+    const ptrdiff_t top = ho * SH - PH;
+    if ((SW != 1 && SW != 2) || PH != 0 || PW != 0 || top + (KH - 1) * DH > H - 1
+        || (WO - 1) * SW + (KW - 1) * DW > W - 1)
+        return 0;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i lane_step = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                                                 _mm512_set1_epi64(SW));
+    const __m512i half_step = _mm512_set1_epi64(8 * SW);
+    for (ptrdiff_t wo = 0; wo < WO; wo += 16) {
+        const ptrdiff_t n = WO - wo < 16 ? WO - wo : 16;
+        const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+        const ptrdiff_t used = SW * (n - 1) + 1;
+        const __mmask16 lo_mask = (__mmask16)(used >= 16 ? 0xFFFFu : (1u << used) - 1);
+        const __mmask16 hi_mask = (__mmask16)(used <= 16 ? 0u : (1u << (used - 16)) - 1);
+        __m512 best = _mm512_set1_ps(-INFINITY);
+        /* All -inf (or no tap taken): PyTorch reports the window's first position. */
+        __m512i best_lo = _mm512_add_epi64(_mm512_set1_epi64(top * W + wo * SW), lane_step);
+        __m512i best_hi = _mm512_add_epi64(best_lo, half_step);
+        for (ptrdiff_t kh = 0; kh < KH; kh++) {
+            const ptrdiff_t hi = top + kh * DH;
+            for (ptrdiff_t kw = 0; kw < KW; kw++) {
+                const float *src = x + hi * W + wo * SW + kw * DW;
+                __m512 v;
+                if (SW == 1)
+                    v = _mm512_maskz_loadu_ps(lanes, src);
+                else
+                    v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo_mask, src), even,
+                                               _mm512_maskz_loadu_ps(hi_mask, src + 16));
+                const __mmask16 take = lanes & (_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                                                _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+                best = _mm512_mask_mov_ps(best, take, v);
+                if (indices) {
+                    const __m512i at = _mm512_add_epi64(
+                        _mm512_set1_epi64(hi * W + wo * SW + kw * DW), lane_step);
+                    best_lo = _mm512_mask_mov_epi64(best_lo, (__mmask8)take, at);
+                    best_hi = _mm512_mask_mov_epi64(best_hi, (__mmask8)(take >> 8),
+                                                    _mm512_add_epi64(at, half_step));
+                }
+            }
+        }
+        _mm512_mask_storeu_ps(y + wo, lanes, best);
+        if (indices) {
+            _mm512_mask_storeu_epi64(indices + wo, (__mmask8)lanes, best_lo);
+            _mm512_mask_storeu_epi64(indices + wo + 8, (__mmask8)(lanes >> 8), best_hi);
+        }
+    }
+    return 1;
+}
+
+void fc_smaxpool2d_row__avx512(const float *x, float *y, int64_t *indices, ptrdiff_t H,
+                               ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH,
+                               ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                               ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
+{
+    if (!fc_smaxpool2d_row_inside__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH, PW,
+                                          DH, DW))
+        fc_smaxpool2d_row_any_window__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH,
+                                             PW, DH, DW);
+}
 
 #define FC_T double
 #define FC_MAXPOOL2D_ROW fc_dmaxpool2d_row__avx512
