@@ -229,8 +229,8 @@ def _backward_weight_driver(geometry, itemsize):
     Measured by forcing each driver (`_backward_weight(..., driver=...)`), float32, 1 and 2
     threads. The filter-vector tiles ("filter tiles") broadcast the input from the direct
     forward's band, so nothing is packed from it: 0.6-0.9x the GEMM's time on the standard
-    suite's 3x3 and 11x11 layers and on its 1x1 layer (56-pixel rows), and on 5x5 and 7x7
-    stride-2 layers outside it. The GEMM ("gemm") stays faster on small planes (< 64 output
+    suite's 3x3 and 11x11 layers and on its 1x1 layer (56-pixel rows), and on a 5x5 and a 7x7
+    stride-2 layer outside it. The GEMM ("gemm") stays faster on small planes (< 64 output
     pixels: 1.4-1.5x on fc_as_conv7, where every block of channels would pack dy again) and on
     1x1 layers with rows under 16 pixels (1.1-1.2x on 14x14 maps, whose planes the GEMM takes as
     one row). With few taps per filter (C/groups*FH*FW < 64) and fewer filters than a tile's 32
