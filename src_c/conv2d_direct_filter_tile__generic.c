@@ -1,6 +1,7 @@
 /*
  * Portable filter-vector direct-convolution tiles (float 4 pixels x 16 filters, double 4 x 8)
- * and the store of any ISA's tile into y, the fallback for every CPU. Compiled with the baseline flags only. Contract: fastconv_kernels.h.
+ * and the store of any ISA's tile into y, the fallback for every CPU. Compiled with the
+ * baseline flags only. Contract: fastconv_kernels.h.
  */
 #include "fastconv_kernels.h"
 

@@ -1,0 +1,44 @@
+/*
+ * Filter-vector direct-convolution tile body for one ISA and dtype, included by
+ * conv2d_direct_filter_tile__<isa>.c after simd_vector__<isa>.h (the vector type and operations)
+ * with FC_MR (pixels), FC_NR (filters: 2 vectors) and FC_FILTER_TILE (function name) defined.
+ * Contract: fastconv_kernels.h.
+ *
+ * Register budget as in the GEMM micro-kernel: MR pixels x 2 filter vectors = 2*MR accumulators
+ * + 2 filter vectors + 1 broadcast pixel. Per tap: two vector loads of packed filters, MR pixel
+ * broadcasts from one or two cache lines of the band, 2*MR FMAs. Unlike the pixel-vector tiles, no
+ * lane is idle when an output row is not a multiple of the vector width or a layer has 64
+ * filters.
+ */
+void FC_FILTER_TILE(ptrdiff_t taps, const ptrdiff_t *tap_offset, const FC_T *x, const FC_T *w,
+                    FC_T *c, int accumulate)
+{
+    enum { MR = FC_MR, NR = FC_NR };
+    FC_VEC acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = FC_VZERO();
+        acc1[i] = FC_VZERO();
+    }
+    for (ptrdiff_t t = 0; t < taps; t++) {
+        const FC_VEC w0 = FC_VLOADU(w + t * NR);
+        const FC_VEC w1 = FC_VLOADU(w + t * NR + FC_VW);
+        const FC_T *pixels = x + tap_offset[t];
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            const FC_VEC xi = FC_VBROADCAST(pixels + i);
+            acc0[i] = FC_VFMADD(xi, w0, acc0[i]);
+            acc1[i] = FC_VFMADD(xi, w1, acc1[i]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        FC_T *ci = c + i * NR;
+        if (accumulate) {
+            acc0[i] = FC_VADD(FC_VLOADU(ci), acc0[i]);
+            acc1[i] = FC_VADD(FC_VLOADU(ci + FC_VW), acc1[i]);
+        }
+        FC_VSTOREU(ci, acc0[i]);
+        FC_VSTOREU(ci + FC_VW, acc1[i]);
+    }
+}
