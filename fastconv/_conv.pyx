@@ -55,8 +55,9 @@ cdef enum:
     # slower on the VGG layers; 16 no faster than 8 and needs more batch parts for the threads).
     GEMM_DW_PANELS = 8
     # conv2d_backward_weight_filter_tiles: a task's block of dw tiles, in L2 beside its band. Each
-    # block of channels packs dy again: 256 KB blocks spent 10% of vgg_conv5_2's dw packing it,
-    # 1 MB blocks 6% but left 3 tasks of vgg_conv3_2 for 2 threads.
+    # block of channels packs dy again, so small blocks pack it more often (vgg_conv5_2: 37 blocks
+    # at 256 KB, 19 here), large ones leave the threads few tasks (vgg_conv3_2: 3 at 1 MB, 5 here;
+    # backward_weight_filter_tile_blocks gives the counts).
     DW_FILTER_TILE_BLOCK_BYTES = 524288
     # conv2d_im2col_over_batch: most micro-panels of filters per task, which bounds the task's
     # block of C^T (GEMM_MC_PANELS*MR pixels x this many panels: <= 917 KB) in the workspace.
@@ -1241,8 +1242,8 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     """dw_parts[s] := the gradient of conv2d with respect to w over batch part s, by register
     tiles of MR taps x NR filters with the filters along the vector lanes: each tap's input
     values are broadcast from the padded, phase-split band the direct forward reads, against dy
-    packed NR filters per pixel. Unlike the GEMM, nothing is packed from the input (the GEMM's
-    transposed column matrix cost a third of its time on 3x3 and 11x11 layers).
+    packed NR filters per pixel. Unlike the GEMM, nothing is packed from the input (asv
+    Conv2dBackward.time_backward_weight across commit c55c69b shows what that saved).
 
     A task is (batch part, group, block of channels, block of filters): it sums its images, row
     blocks and pixels in a fixed order into a per-thread block of tiles, then stores that into
@@ -1271,11 +1272,10 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     # Without padding at unit stride the band would be a copy of x's rows (row_len == W): the
     # tiles read x.
     cdef bint x_is_band = PH == 0 and PW == 0 and SW == 1
+    cdef BandLayout x_layout = band_layout
     if x_is_band:
-        offsets = np.array([(c * H + fh * DH) * W + fw * DW for c in range(CB)
-                            for fh in range(FH) for fw in range(FW)], dtype=np.intp)
-    else:
-        offsets = _tap_offsets(band_layout, CB, FH, FW, SW, DH, DW)
+        x_layout.band_rows, x_layout.row_len, x_layout.phase_len = H, W, W
+    offsets = _tap_offsets(x_layout, CB, FH, FW, SW, DH, DW)
     # Row 0 for full blocks of channels, row 1 for the last: taps past a block's last one
     # repeat its first (read, never stored), so no tile reads past the block's channels.
     cdef Py_ssize_t last_taps = (CG - (channel_blocks - 1) * CB) * FF
