@@ -618,12 +618,21 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
-    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
+    # Without padding at unit stride, with rows that are whole tiles, the band of the
+    # filter-vector tiles would be a copy of x's rows: they read x.
+    cdef bint x_is_band = filter_tiles and PH == 0 and PW == 0 and SW == 1 and WO % MR == 0
+    if x_is_band:
+        row_len = W
+        tap_offset_array = np.array([(c * H + fh * DH) * W + fw * DW for c in range(CG)
+                                     for fh in range(FH) for fw in range(FW)], dtype=np.intp)
+    else:
+        tap_offset_array = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
+    cdef Py_ssize_t[::1] tap_offset = tap_offset_array
     # Flat rows read past the band's last row: into the next channel's zeros, and past the last
     # channel into this tail (zeros, so no lane ever computes on stale or denormal values).
     cdef Py_ssize_t band_tail = row_len + VW if flat_len else 0
     cdef floating[:, ::1] bands = np.zeros(
-        (num_threads, CG * max_band_rows * row_len + band_tail), dtype=dtype)
+        (num_threads, 1 if x_is_band else CG * max_band_rows * row_len + band_tail), dtype=dtype)
     # A filter-vector tile sums its taps in a scratch block, then stores into y once.
     cdef floating[:, ::1] tiles = np.empty(
         (num_threads, FC_GEMM_MAX_TILE if filter_tiles else 1), dtype=dtype)
@@ -635,6 +644,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     # of vgg_conv5_2 measured 4x the error of PyTorch's).
     cdef Py_ssize_t sum_taps = max(1, DIRECT_SUM_TAPS // (FH * FW)) * FH * FW
     cdef floating *band
+    cdef const floating *rows_in
     cdef floating *tile
     cdef floating *y_tile
     cdef unsigned lanes0, lanes1
@@ -651,10 +661,14 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             rows = min(rows_per_block, HO - ho0)
             band = &bands[threadid(), 0]
             tile = &tiles[threadid(), 0]
-            # Every band keeps max_band_rows rows per channel (the last block's extra rows are
-            # zero-filled and never read), so one table of tap offsets serves all.
-            _build_band(kernels, &x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows, PH,
-                        PW, SW, phase_len, band)
+            if x_is_band:
+                rows_in = &x[n, g * CG, ho0 * SH, 0]
+            else:
+                # Every band keeps max_band_rows rows per channel (the last block's extra rows
+                # are zero-filled and never read), so one table of tap offsets serves all.
+                _build_band(kernels, &x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, max_band_rows,
+                            PH, PW, SW, phase_len, band)
+                rows_in = band
             # A filter block serves every tile of the band while its filters sit in cache.
             # (Splitting the taps into channel blocks whose band rows fit L1 measured slower:
             # vgg_conv1_2 +30%, its tiles then run too few taps per call.)
@@ -667,7 +681,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                                 t0 = tb * sum_taps
                                 _direct_filter_tile(kernels, min(sum_taps, taps - t0),
                                                     &tap_offset[t0],
-                                                    band + r * SH * row_len + j * MR,
+                                                    rows_in + r * SH * row_len + j * MR,
                                                     &packed[g * k_blocks + kb, t0 * KT], tile,
                                                     tb > 0)
                             _store_filter_tile(kernels, tile, KT, min(MR, WO - j * MR), kt,

@@ -314,6 +314,11 @@ FILTER_TILE_CASES = {
     "groups_2_K64_pad1": Case(2, 8, 12, 12, 64, 3, 3, padding=1, groups=2),
     "K96_11x11_stride_4_like_alexnet": Case(1, 3, 55, 55, 96, 11, 11, stride=4),
     "K64_dilated_2_pad_2_many_taps": Case(1, 40, 14, 14, 64, 3, 3, padding=2, dilation=2),
+    # No padding, unit column stride, rows of whole 14-pixel tiles: the tiles read x itself.
+    "K64_1x1_56x56_read_from_x": Case(2, 20, 56, 56, 64, 1, 1),
+    "K32_valid_3x3_28_wide_rows_read_from_x": Case(2, 6, 9, 30, 32, 3, 3),
+    "K32_row_stride_2_dilation_2_read_from_x": Case(1, 5, 21, 32, 32, 3, 3, stride=(2, 1),
+                                                    dilation=2, bias=False),
 }
 
 
