@@ -1,24 +1,25 @@
 /*
- * Backward-weights register tiles (float and double, 2 filters x 4 taps) compiled with the avx2
- * flags; the body is conv2d_backward_weight_tile.template.c. Contract: fastconv_kernels.h.
+ * AVX2+FMA backward-weights register tiles: 2 filters x 4 kernel taps of dw, 8 floats or 4 doubles
+ * at a time (body: conv2d_backward_weight_tile.simd.template.c). Contract: fastconv_kernels.h.
+ * Built with -mavx2 -mfma.
  */
+#include <immintrin.h>
+
 #include "fastconv_kernels.h"
 
-#define FC_T float
 #define FC_KT 2
 #define FC_TT 4
-#define FC_VW 8
+
+#define FC_SINGLE 1
+#include "simd_vector__avx2.h"
 #define FC_BACKWARD_WEIGHT_TILE fc_sconv2d_backward_weight_tile_2x4__avx2
-#include "conv2d_backward_weight_tile.template.c"
-#undef FC_T
-#undef FC_KT
-#undef FC_TT
-#undef FC_VW
+#include "conv2d_backward_weight_tile.simd.template.c"
+#undef FC_SINGLE
 #undef FC_BACKWARD_WEIGHT_TILE
 
-#define FC_T double
-#define FC_KT 2
-#define FC_TT 4
-#define FC_VW 4
+#define FC_SINGLE 0
+#include "simd_vector__avx2.h"
 #define FC_BACKWARD_WEIGHT_TILE fc_dconv2d_backward_weight_tile_2x4__avx2
-#include "conv2d_backward_weight_tile.template.c"
+#include "conv2d_backward_weight_tile.simd.template.c"
+#undef FC_SINGLE
+#undef FC_BACKWARD_WEIGHT_TILE

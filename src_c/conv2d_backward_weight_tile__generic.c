@@ -1,6 +1,6 @@
 /*
  * Backward-weights register tiles (float and double, 2 filters x 4 taps) compiled with the generic
- * flags; the body is conv2d_backward_weight_tile.template.c. Contract: fastconv_kernels.h.
+ * flags; the body is conv2d_backward_weight_tile__generic.template.c. Contract: fastconv_kernels.h.
  */
 #include "fastconv_kernels.h"
 
@@ -9,7 +9,7 @@
 #define FC_TT 4
 #define FC_VW 8
 #define FC_BACKWARD_WEIGHT_TILE fc_sconv2d_backward_weight_tile_2x4__generic
-#include "conv2d_backward_weight_tile.template.c"
+#include "conv2d_backward_weight_tile__generic.template.c"
 #undef FC_T
 #undef FC_KT
 #undef FC_TT
@@ -21,4 +21,4 @@
 #define FC_TT 4
 #define FC_VW 4
 #define FC_BACKWARD_WEIGHT_TILE fc_dconv2d_backward_weight_tile_2x4__generic
-#include "conv2d_backward_weight_tile.template.c"
+#include "conv2d_backward_weight_tile__generic.template.c"

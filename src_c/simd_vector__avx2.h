@@ -2,8 +2,25 @@
  * AVX2+FMA vector operations for the *.simd.template.c kernel bodies, by dtype: include it after
  * defining FC_SINGLE (1: float, 0: double); it may be included again for the other dtype. Defines
  * FC_T, FC_VEC, FC_VW (lanes), FC_VZERO(), FC_VLOADU(p), FC_VBROADCAST(p) (every lane = *p),
- * FC_VFMADD(a, b, c) (a*b + c), FC_VADD(a, b) and FC_VSTOREU(p, v).
+ * FC_VFMADD(a, b, c) (a*b + c), FC_VADD(a, b), FC_VSTOREU(p, v), FC_VSUM(v) (the lanes' sum) and,
+ * for partial vectors, FC_MASK, FC_MASK_FIRST(n) (the first n <= FC_VW lanes) and
+ * FC_VLOADU_MASKZ(m, p) (lanes outside m read nothing and are zero).
  */
+#ifndef FC_SIMD_VECTOR_AVX2_SUMS
+#define FC_SIMD_VECTOR_AVX2_SUMS
+static inline float fc_avx2_sum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+static inline double fc_avx2_sum_pd(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+#endif
 #undef FC_T
 #undef FC_VEC
 #undef FC_VW
@@ -13,6 +30,10 @@
 #undef FC_VFMADD
 #undef FC_VADD
 #undef FC_VSTOREU
+#undef FC_VSUM
+#undef FC_MASK
+#undef FC_MASK_FIRST
+#undef FC_VLOADU_MASKZ
 #if FC_SINGLE
 #define FC_T float
 #define FC_VEC __m256
@@ -23,6 +44,11 @@
 #define FC_VFMADD(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define FC_VADD(a, b) _mm256_add_ps(a, b)
 #define FC_VSTOREU(p, v) _mm256_storeu_ps(p, v)
+#define FC_VSUM(v) fc_avx2_sum_ps(v)
+#define FC_MASK __m256i
+#define FC_MASK_FIRST(n) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define FC_VLOADU_MASKZ(m, p) _mm256_maskload_ps(p, m)
 #else
 #define FC_T double
 #define FC_VEC __m256d
@@ -33,4 +59,9 @@
 #define FC_VFMADD(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define FC_VADD(a, b) _mm256_add_pd(a, b)
 #define FC_VSTOREU(p, v) _mm256_storeu_pd(p, v)
+#define FC_VSUM(v) fc_avx2_sum_pd(v)
+#define FC_MASK __m256i
+#define FC_MASK_FIRST(n) \
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(n)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define FC_VLOADU_MASKZ(m, p) _mm256_maskload_pd(p, m)
 #endif

@@ -1,9 +1,8 @@
 /*
  * Portable backward-weights register tile body: FC_KT filters x FC_TT taps, FC_VW lanes per
- * step. Included once per dtype and ISA with FC_T, FC_KT, FC_TT, FC_VW and
- * FC_BACKWARD_WEIGHT_TILE defined; the including file is compiled with its ISA's flags so the
- * compiler vectorises the lane loops. Contract: fastconv_kernels.h. A partial last vector multiplies zeros in both operands, so input values
- * no output pixel reads never reach dw.
+ * step. Included once per dtype by conv2d_backward_weight_tile__generic.c with FC_T, FC_KT,
+ * FC_TT, FC_VW and FC_BACKWARD_WEIGHT_TILE defined. Contract: fastconv_kernels.h. A partial last
+ * vector multiplies zeros in both operands, so input values no output pixel reads never reach dw.
  */
 void FC_BACKWARD_WEIGHT_TILE(ptrdiff_t rows, ptrdiff_t WO, const FC_T *dy, ptrdiff_t dy_k_stride,
                              ptrdiff_t dy_row_stride, const FC_T *x, ptrdiff_t x_row_stride,
