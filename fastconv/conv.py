@@ -233,9 +233,11 @@ def _backward_weight_driver(geometry, itemsize):
     stride-2 layer outside it. The GEMM ("gemm") stays faster on small planes (< 64 output
     pixels: 1.4-1.5x on fc_as_conv7, where every block of channels would pack dy again) and on
     1x1 layers with rows under 16 pixels (1.1-1.2x on 14x14 maps, whose planes the GEMM takes as
-    one row). With few taps per filter (C/groups*FH*FW < 64) and fewer filters than a tile's 32
-    lanes, dot products of dy's rows with the band's rows ("dot") beat both (cifar_3x3, 12
-    filters: 0.5-0.8x the filter tiles).
+    one row). Dot products of dy's rows with the band's rows ("dot") beat both where a filter
+    tile's 32 lanes would be mostly empty: with at most 8 filters per group (8 filters, 288
+    taps: 0.57x the filter tiles), and with fewer than 32 filters and 160 taps (cifar_3x3, 12
+    filters x 27 taps: 0.32x; 16 x 144: 0.63x; 24 x 144: 0.84-0.88x). With more taps the filter
+    tiles win again (16 x 576: 1.0-1.15x; 16 x 256 1x1: 1.55x; 24 x 1152: 1.6x).
     """
     CG, KG = geometry.C // geometry.groups, geometry.K // geometry.groups
     if (not _conv.direct_band_fits(CG, geometry.FH, geometry.FW, geometry.WO,
@@ -243,7 +245,7 @@ def _backward_weight_driver(geometry, itemsize):
             or geometry.HO * geometry.WO < GEMM_OVER_BATCH_BELOW_PIXELS
             or (geometry.FH * geometry.FW == 1 and geometry.WO < 16)):
         return "gemm"
-    if geometry.reduction_size < 64 and KG < 32:
+    if KG <= 8 or (KG < 32 and geometry.reduction_size < 160):
         return "dot"
     return "filter tiles"
 
