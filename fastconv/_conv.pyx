@@ -523,6 +523,17 @@ cdef inline void _direct_filter_tile(const fc_kernel_table *kernels, Py_ssize_t 
         kernels.ddirect_filter_tile(taps, tap_offset, x, w, c, accumulate)
 
 
+cdef inline void _prefetch_channel_segments(const floating *base, Py_ssize_t channel_stride,
+                                           Py_ssize_t segment_lines, Py_ssize_t first,
+                                           Py_ssize_t end) noexcept nogil:
+    """Prefetch lines [first, end) of the segments of segment_lines cache lines that start at
+    base + c * channel_stride, numbered channel by channel."""
+    cdef Py_ssize_t line_elements = 64 // sizeof(floating), i
+    for i in range(first, end):
+        __builtin_prefetch(base + (i // segment_lines) * channel_stride
+                           + (i % segment_lines) * line_elements)
+
+
 cdef inline void _store_filter_tile(const fc_kernel_table *kernels, const floating *c,
                                     Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt,
                                     const floating *bias, floating *y,
@@ -645,6 +656,11 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t sum_taps = max(1, DIRECT_SUM_TAPS // (FH * FW)) * FH * FW
     cdef floating *band
     cdef const floating *rows_in
+    cdef const floating *next_rows = NULL
+    cdef Py_ssize_t prefetch_lines = 0, prefetched = 0, segment_lines = 1, lines_per_tile = 0
+    cdef Py_ssize_t next_n, next_g, next_first, next_end
+    cdef Py_ssize_t tiles_per_band = max(1, min(blocks_per_part, k_blocks) * rows_per_block
+                                            * row_tiles)
     cdef floating *tile
     cdef floating *y_tile
     cdef unsigned lanes0, lanes1
@@ -661,6 +677,23 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             rows = min(rows_per_block, HO - ho0)
             band = &bands[threadid(), 0]
             tile = &tiles[threadid(), 0]
+            # The rows of x the next band reads are prefetched while this band's tiles run,
+            # a share before each tile: on demand, the tiles reading x itself wait on memory
+            # (each tap's row is its own stream) and the band copy waits on each channel's rows.
+            prefetch_lines = 0
+            prefetched = 0
+            if filter_tiles and t + k_parts < tasks:
+                next_n = (t + k_parts) // (k_parts * row_blocks * groups)
+                next_g = (t + k_parts) // (k_parts * row_blocks) % groups
+                next_first = max(0, (t + k_parts) // k_parts % row_blocks * rows_per_block * SH
+                                 - PH)
+                next_end = min(H, (t + k_parts) // k_parts % row_blocks * rows_per_block * SH
+                               - PH + max_band_rows)
+                if next_end > next_first:
+                    next_rows = &x[next_n, next_g * CG, next_first, 0]
+                    segment_lines = ((next_end - next_first) * W * sizeof(floating) + 63) // 64
+                    prefetch_lines = CG * segment_lines
+                    lines_per_tile = (prefetch_lines + tiles_per_band - 1) // tiles_per_band
             if x_is_band:
                 rows_in = &x[n, g * CG, ho0 * SH, 0]
             else:
@@ -677,6 +710,11 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                 if filter_tiles:
                     for r in range(rows):
                         for j in range(row_tiles):
+                            if prefetch_lines:
+                                _prefetch_channel_segments(
+                                    next_rows, H * W, segment_lines, prefetched,
+                                    min(prefetch_lines, prefetched + lines_per_tile))
+                                prefetched = prefetched + lines_per_tile
                             for tb in range((taps + sum_taps - 1) // sum_taps):
                                 t0 = tb * sum_taps
                                 _direct_filter_tile(kernels, min(sum_taps, taps - t0),
