@@ -418,6 +418,25 @@ def _tap_offsets(BandLayout band, Py_ssize_t CG, Py_ssize_t FH, Py_ssize_t FW, P
                      for c in range(CG) for fh in range(FH) for fw in range(FW)], dtype=np.intp)
 
 
+cpdef bint reads_inside_x(Py_ssize_t H, Py_ssize_t W, Py_ssize_t HO, Py_ssize_t WO,
+                          Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t SH, Py_ssize_t SW,
+                          Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW):
+    """Whether the filter-vector tiles may read x itself as their band (which would be a plain
+    copy of x's rows): unit column stride, where a row is the band's single phase, and no
+    padding, neither given (PH, PW) nor implied by the output's size (a "same" even kernel pads
+    the bottom and right only, and conv_transpose2d's output_padding adds a row and a column:
+    both show in HO and WO alone), so every output's window lies inside x."""
+    return (PH == 0 and PW == 0 and SW == 1 and (HO - 1) * SH + (FH - 1) * DH < H
+            and WO + (FW - 1) * DW <= W)
+
+
+cdef BandLayout _x_as_band(Py_ssize_t H, Py_ssize_t W):
+    """The band layout of x itself (see reads_inside_x): rows W long, H per channel."""
+    cdef BandLayout layout
+    layout.band_rows, layout.row_len, layout.phase_len, layout.rows_per_block = H, W, W, H
+    return layout
+
+
 cdef void _build_band(const fc_kernel_table *kernels, const floating *x, Py_ssize_t C,
                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t first_row, Py_ssize_t band_rows,
                       Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t SW, Py_ssize_t phase_len,
@@ -629,16 +648,14 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
-    # Without padding at unit stride, with rows that are whole tiles, the band of the
-    # filter-vector tiles would be a copy of x's rows: they read x.
-    cdef bint x_is_band = filter_tiles and PH == 0 and PW == 0 and SW == 1 and WO % MR == 0
+    # Where the band would be a copy of x's rows, and the rows are whole tiles (a partial tile
+    # reads on past the row), the filter-vector tiles read x.
+    cdef bint x_is_band = filter_tiles and WO % MR == 0 and reads_inside_x(
+        H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
     if x_is_band:
         row_len = W
-        tap_offset_array = np.array([(c * H + fh * DH) * W + fw * DW for c in range(CG)
-                                     for fh in range(FH) for fw in range(FW)], dtype=np.intp)
-    else:
-        tap_offset_array = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
-    cdef Py_ssize_t[::1] tap_offset = tap_offset_array
+    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(
+        _x_as_band(H, W) if x_is_band else band_layout, CG, FH, FW, SW, DH, DW)
     # Flat rows read past the band's last row: into the next channel's zeros, and past the last
     # channel into this tail (zeros, so no lane ever computes on stale or denormal values).
     cdef Py_ssize_t band_tail = row_len + VW if flat_len else 0
@@ -1321,13 +1338,12 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     # [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
     cdef Py_ssize_t row_blocks = (HO + rows_per_block - 1) // rows_per_block
     cdef Py_ssize_t units = N * row_blocks
-    # Without padding at unit stride the band would be a copy of x's rows (row_len == W): the
-    # tiles read x.
-    cdef bint x_is_band = PH == 0 and PW == 0 and SW == 1
-    cdef BandLayout x_layout = band_layout
+    # Where the band would be a copy of x's rows, the tiles read x.
+    cdef bint x_is_band = reads_inside_x(H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
     if x_is_band:
-        x_layout.band_rows, x_layout.row_len, x_layout.phase_len = H, W, W
-    offsets = _tap_offsets(x_layout, CB, FH, FW, SW, DH, DW)
+        row_len = W
+    offsets = _tap_offsets(_x_as_band(H, W) if x_is_band else band_layout, CB, FH, FW, SW, DH,
+                           DW)
     # Row 0 for full blocks of channels, row 1 for the last: taps past a block's last one
     # repeat its first (read, never stored), so no tile reads past the block's channels.
     cdef Py_ssize_t last_taps = (CG - (channel_blocks - 1) * CB) * FF

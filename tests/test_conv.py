@@ -314,11 +314,22 @@ FILTER_TILE_CASES = {
     "groups_2_K64_pad1": Case(2, 8, 12, 12, 64, 3, 3, padding=1, groups=2),
     "K96_11x11_stride_4_like_alexnet": Case(1, 3, 55, 55, 96, 11, 11, stride=4),
     "K64_dilated_2_pad_2_many_taps": Case(1, 40, 14, 14, 64, 3, 3, padding=2, dilation=2),
-    # No padding, unit column stride, rows of whole 14-pixel tiles: the tiles read x itself.
+    # No padding at unit column stride: where output rows are whole tiles (14 pixels with
+    # AVX-512, 6 with AVX2 float32, 4 or 6 elsewhere) the tiles read x itself
+    # (fastconv._conv.reads_inside_x). A 1x1 layer on 56x56 maps runs as 7 rows of 448.
     "K64_1x1_56x56_read_from_x": Case(2, 20, 56, 56, 64, 1, 1),
     "K32_valid_3x3_28_wide_rows_read_from_x": Case(2, 6, 9, 30, 32, 3, 3),
-    "K32_row_stride_2_dilation_2_read_from_x": Case(1, 5, 21, 32, 32, 3, 3, stride=(2, 1),
+    "K32_valid_3x3_12_wide_rows_read_from_x": Case(2, 6, 14, 14, 32, 3, 3),
+    "groups_2_K64_valid_read_from_x": Case(2, 8, 9, 30, 64, 3, 3, groups=2),
+    # An unread bottom row; 300 channels: several blocks of output rows per image.
+    "K32_row_stride_2_dilation_2_read_from_x": Case(1, 5, 22, 32, 32, 3, 3, stride=(2, 1),
                                                     dilation=2, bias=False),
+    "K32_C300_row_stride_2_row_blocks_read_from_x": Case(1, 300, 22, 30, 32, 3, 3,
+                                                         stride=(2, 1)),
+    # "same" with an even kernel pads the bottom and right only, which only HO and WO show:
+    # these windows reach past x's last row and column, so the tiles must not read x itself.
+    "K32_same_2x2_14x14_pads_bottom_right": Case(1, 16, 14, 14, 32, 2, 2, padding="same"),
+    "K32_same_2x2_12x12_pads_bottom_right": Case(2, 5, 12, 12, 32, 2, 2, padding="same"),
 }
 
 
@@ -338,6 +349,20 @@ def test_filter_tile_cases_really_take_the_filter_tiles_on_every_isa():
         kinds = {name: _tile_kind(case, np.float32, isa)
                  for name, case in FILTER_TILE_CASES.items()}
         assert sum(kind == "filters" for kind in kinds.values()) >= 3, (isa, kinds)
+
+
+def test_exactly_the_read_from_x_cases_have_windows_inside_x():
+    # The premise of the cases named so: the tiles may read x itself for them (where rows are
+    # whole tiles), and for no case with padding, given or implied by the output's size.
+    from fastconv import _conv
+    from fastconv._geometry import conv2d_geometry
+    for name, case in FILTER_TILE_CASES.items():
+        x, w, b = make_inputs(case, np.float32)
+        g = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding, case.dilation,
+                            case.groups)[3]
+        inside = _conv.reads_inside_x(g.H, g.W, g.HO, g.WO, g.FH, g.FW, *g.stride, *g.padding,
+                                      *g.dilation)
+        assert inside == name.endswith("read_from_x"), name
 
 
 @pytest.mark.parametrize("name", list(FILTER_TILE_CASES))

@@ -379,6 +379,10 @@ DRIVER_CASES = {
     "11x11_stride_4": Case(2, 3, 30, 30, 20, 11, 11, stride=4, padding=2),
     "dilation_2_padding_3": Case(2, 6, 12, 13, 33, 3, 3, padding=3, dilation=2),
     "1x1_on_7x20": Case(2, 9, 7, 20, 17, 1, 1),
+    # Padding only at the bottom and right, shown by HO and WO alone: x is not the band.
+    "same_2x2_pads_bottom_right": Case(2, 6, 13, 16, 40, 2, 2, padding="same"),
+    # Rows of whole vectors (16 and 32 wide) at unit stride: x is the band.
+    "valid_3x3_on_18x34": Case(2, 3, 18, 34, 12, 3, 3),
 }
 
 
@@ -671,6 +675,13 @@ TRANSPOSE_CASES = {
     "kernel_1x1_stride_2": TransposeCase(1, 4, 5, 6, 3, 1, 1, stride=2),
     "padding_crops_more_than_the_kernel_adds": TransposeCase(1, 2, 7, 8, 3, 5, 5, padding=3),
     "C_in_64_C_out_17": TransposeCase(1, 64, 5, 5, 17, 3, 3, stride=2, padding=1),
+    # dx's convolution has no padding but one more output row and column than its input
+    # gives (output_padding): rows of 12 and 14 are whole filter-vector tiles, which must
+    # still not read the input itself (fastconv._conv.reads_inside_x).
+    "dilation_2_padding_4_output_padding_1_to_12x12": TransposeCase(
+        1, 6, 15, 15, 32, 3, 3, padding=4, output_padding=1, dilation=2),
+    "dilation_2_padding_4_output_padding_1_to_14x14": TransposeCase(
+        1, 6, 17, 17, 32, 3, 3, padding=4, output_padding=1, dilation=2),
 }
 
 
