@@ -1195,9 +1195,9 @@ def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t parts = dw_parts.shape[0], K = dw_parts.shape[1], CG = dw_parts.shape[2]
     cdef Py_ssize_t FH = dw_parts.shape[3], FW = dw_parts.shape[4]
     cdef Py_ssize_t HO = dy.shape[2], WO = dy.shape[3], KG = K // groups, taps = CG * FH * FW
-    # Rows of the band are read in whole vectors: pad them to a multiple of the widest one.
-    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, (WO + 15) // 16 * 16, SH, SW, DH,
-                                               DW, sizeof(floating), 0)
+    # The tiles read WO elements per row (partial vectors under a mask).
+    cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, WO, SH, SW, DH, DW,
+                                               sizeof(floating), 0)
     cdef Py_ssize_t phase_len = band_layout.phase_len, row_len = band_layout.row_len
     cdef Py_ssize_t rows_per_block = band_layout.rows_per_block
     cdef Py_ssize_t max_band_rows = band_layout.band_rows

@@ -2,7 +2,7 @@
  * AVX2+FMA backward-weights tiles with filters along the vector lanes: 6 kernel taps x 2 vectors
  * of filters (8 floats or 4 doubles each): 12 accumulators + 2 gradient vectors + 1 broadcast =
  * 15 of 16 ymm. Body: conv2d_backward_weight_filter_tile.simd.template.c. Contract:
- * fastconv_kernels.h. Trusts its caller: every tap's reads lie inside the band.
+ * fastconv_kernels.h. Trusts its caller: every tap's reads lie inside the band (or x).
  * Built with -mavx2 -mfma.
  */
 #include <immintrin.h>

@@ -2,7 +2,7 @@
  * AVX-512 backward-weights tiles with filters along the vector lanes: 14 kernel taps x 2 vectors
  * of filters (16 floats or 8 doubles each): the forward filter tile's register budget with the
  * roles of taps and pixels swapped. Body: conv2d_backward_weight_filter_tile.simd.template.c.
- * Contract: fastconv_kernels.h. Trusts its caller: every tap's reads lie inside the band.
+ * Contract: fastconv_kernels.h. Trusts its caller: every tap's reads lie inside the band (or x).
  * Built with -mavx512f -mavx512vl -mavx512bw -mavx512dq.
  */
 #include <immintrin.h>

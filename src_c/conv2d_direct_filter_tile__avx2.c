@@ -2,8 +2,8 @@
  * AVX2+FMA direct-convolution tiles with filters along the vector lanes: 6 output pixels x
  * 2 vectors of filters (8 floats or 4 doubles each): 12 accumulators + 2 filter vectors + 1
  * broadcast = 15 of 16 ymm. Body: conv2d_direct_filter_tile.simd.template.c. Contract:
- * fastconv_kernels.h. Trusts its caller: every pixel read lies inside the band, `c` holds the
- * whole tile. Built with -mavx2 -mfma.
+ * fastconv_kernels.h. Trusts its caller: every pixel read lies inside the band (or x), `c`
+ * holds the whole tile. Built with -mavx2 -mfma.
  */
 #include <immintrin.h>
 

@@ -2,8 +2,9 @@
  * AVX-512 direct-convolution tiles with filters along the vector lanes: 14 output pixels x
  * 2 vectors of filters (16 floats or 8 doubles each), summed over (channel, kernel tap) offsets of
  * a padded input band (body: conv2d_direct_filter_tile.simd.template.c), and the float tile's
- * store into y. Contract: fastconv_kernels.h. Trusts its caller: every pixel read lies
- * inside the band, `c` holds the whole tile. Built with -mavx512f -mavx512vl -mavx512bw -mavx512dq.
+ * store into y. Contract: fastconv_kernels.h. Trusts its caller: every pixel read lies inside
+ * the band (or x), `c` holds the whole tile. Built with -mavx512f -mavx512vl -mavx512bw
+ * -mavx512dq.
  */
 #include <immintrin.h>
 

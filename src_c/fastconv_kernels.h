@@ -117,14 +117,16 @@ FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_14x16__avx512)
 
 /*
  * Direct-convolution tile with the filters along the vector lanes (all ISAs, both dtypes): MR
- * output pixels (consecutive positions of a padded input band) x NR filters, summed over the
+ * output pixels (consecutive positions of a padded input band, or of x itself where no window
+ * leaves it) x NR filters, summed over the
  * (input channel, kernel tap) pairs t < taps:
  *
  *     c[i*NR + j] (+)= sum_{t < taps} x[tap_offset[t] + i] * w[t*NR + j]
  *
  * for every i < MR and j < NR (the caller keeps the pixels and filters it needs); `w` holds the
  * tile's filters packed NR per tap. With accumulate == 0 the tile is written, else added to.
- * Every x read must lie inside the band. The sum is formed from zero in t order, then stored.
+ * Every x read must lie inside the band (or x). The sum is formed from zero in t order, then
+ * stored.
  */
 typedef void (*fc_sconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t *tap_offset,
                                                  const float *x, const float *w, float *c,
@@ -172,9 +174,10 @@ FC_DECLARE_FILTER_TILE(double, fc_dconv2d_direct_filter_tile_14x16__avx512)
  *     dw[k*dw_k_stride + t] += sum_{r < rows, wo < WO} dy[k*dy_k_stride + r*dy_row_stride + wo]
  *                                                    * x[r*x_row_stride + tap_offset[t] + wo]
  *
- * for k < kt (<= KT) and t < tt (<= TT). dy rows are read only for k < kt; x rows may be read up
- * to the next multiple of the vector width past WO (the band is padded for it). Per element of
- * dw the sum is formed in a fixed order from zero and then added, whichever thread runs it.
+ * for k < kt (<= KT) and t < tt (<= TT). Only the first WO elements of a row of dy or x are read
+ * (partial vectors under a mask); dy's rows for k >= kt and taps t >= tt may be read as those of
+ * k = 0 and t = 0, never stored. Per element of dw the sum is formed in a fixed order from zero
+ * and then added, whichever thread runs it.
  */
 typedef void (*fc_sconv2d_backward_weight_tile_fn)(
     ptrdiff_t rows, ptrdiff_t WO, const float *dy, ptrdiff_t dy_k_stride, ptrdiff_t dy_row_stride,
