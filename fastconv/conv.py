@@ -237,7 +237,10 @@ def _backward_weight_driver(geometry, itemsize):
     tile's 32 lanes would be mostly empty: with at most 8 filters per group (8 filters, 288
     taps: 0.57x the filter tiles), and with fewer than 32 filters and 160 taps (cifar_3x3, 12
     filters x 27 taps: 0.32x; 16 x 144: 0.63x; 24 x 144: 0.84-0.88x). With more taps the filter
-    tiles win again (16 x 576: 1.0-1.15x; 16 x 256 1x1: 1.55x; 24 x 1152: 1.6x).
+    tiles win again (16 x 576: 1.0-1.15x; 16 x 256 1x1: 1.55x; 24 x 1152: 1.6x). The same cuts
+    hold with AVX2 (FASTCONV_ISA=avx2), whose filter tiles are 16 wide: dot 0.33x on cifar_3x3,
+    1.0x at 16 x 144, 0.73x at 24 x 144, 0.62x at 8 x 288; filter tiles at 16 x 576 (0.74x) and
+    16 x 256 1x1 (0.46x); 32 x 72 would take dot (0.73x) but stays on the filter tiles.
     """
     CG, KG = geometry.C // geometry.groups, geometry.K // geometry.groups
     if (not _conv.direct_band_fits(CG, geometry.FH, geometry.FW, geometry.WO,
