@@ -377,12 +377,15 @@ def test_filter_tiles_match_oracle(isa, dtype, name):
 @given(N=st.integers(1, 2), CG=st.integers(1, 6), KG=st.sampled_from([14, 16, 28, 32, 48, 64]),
        groups=st.integers(1, 2), H=st.integers(1, 20), W=st.integers(1, 33),
        F=st.integers(1, 3), stride=st.integers(1, 3), dilation=st.integers(1, 2),
-       padding=st.integers(0, 2), bias=st.booleans(), dtype=st.sampled_from(DTYPES),
-       seed=st.integers(0, 2**16))
+       padding=st.sampled_from([0, 1, 2, "same"]), bias=st.booleans(),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_direct_tiles_of_many_filters_match_oracle_on_random_geometries(
         isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
+    # "same" (unit stride only) pads even extents at the bottom and right only.
+    stride = 1 if padding == "same" else stride
     extent = dilation * (F - 1) + 1
-    H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
+    if padding != "same":
+        H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
     case = Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
                 dilation=dilation, groups=groups, bias=bias)
     x, w, b = make_inputs(case, dtype, seed)

@@ -408,17 +408,22 @@ def driver_case_reference(name, dtype):
 
 @st.composite
 def backward_weight_geometries(draw):
-    """Small geometries with every stride, dilation and padding combination up to 4/3/3."""
+    """Small geometries with every stride, dilation and padding combination up to 4/3/3, and
+    a quarter with padding="same" (unit stride; even extents pad the bottom and right only)."""
     FH, FW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     DH, DW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    groups = draw(st.sampled_from([1, 2]))
+    N, C, K = draw(st.integers(1, 3)), groups * draw(st.integers(1, 8)), groups * draw(
+        st.integers(1, 40))
+    if draw(st.integers(0, 3)) == 0:
+        return Case(N, C, draw(st.integers(1, 20)), draw(st.integers(1, 20)), K, FH, FW,
+                    padding="same", dilation=(DH, DW), groups=groups)
     PH, PW = draw(st.integers(0, 3)), draw(st.integers(0, 3))
     H = draw(st.integers(max(1, DH * (FH - 1) + 1 - 2 * PH), 20))
     W = draw(st.integers(max(1, DW * (FW - 1) + 1 - 2 * PW), 20))
-    groups = draw(st.sampled_from([1, 2]))
-    return Case(draw(st.integers(1, 3)), groups * draw(st.integers(1, 8)), H, W,
-                groups * draw(st.integers(1, 40)), FH, FW,
-                stride=(draw(st.integers(1, 4)), draw(st.integers(1, 4))), padding=(PH, PW),
-                dilation=(DH, DW), groups=groups)
+    stride = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return Case(N, C, H, W, K, FH, FW, stride=stride, padding=(PH, PW), dilation=(DH, DW),
+                groups=groups)
 
 
 @given(case=backward_weight_geometries(), dtype=st.sampled_from(DTYPES),
