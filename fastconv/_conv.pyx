@@ -593,6 +593,18 @@ def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, 
     return "flat pixels" if flat_len else "pixels"
 
 
+def direct_reads_x(Py_ssize_t KG, Py_ssize_t H, Py_ssize_t W, Py_ssize_t HO, Py_ssize_t WO,
+                   Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                   Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, int isa, bint single):
+    """Whether conv2d_direct's tiles read x itself rather than a band copied from it: they are
+    filter-vector tiles, output rows are whole tiles (a partial tile reads on past its row) and
+    every window lies inside x (reads_inside_x)."""
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR = kernels.sfilter_tile_mr if single else kernels.dfilter_tile_mr
+    return (WO % MR == 0 and reads_inside_x(H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
+            and direct_tile_kind(KG, W, WO, FW, PW, DW, SH, SW, isa, single) == "filters")
+
+
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                   Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
@@ -648,10 +660,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
-    # Where the band would be a copy of x's rows, and the rows are whole tiles (a partial tile
-    # reads on past the row), the filter-vector tiles read x.
-    cdef bint x_is_band = filter_tiles and WO % MR == 0 and reads_inside_x(
-        H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
+    cdef bint x_is_band = direct_reads_x(KG, H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW, isa,
+                                         single)
     if x_is_band:
         row_len = W
     cdef Py_ssize_t[::1] tap_offset = _tap_offsets(

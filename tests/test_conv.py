@@ -365,6 +365,29 @@ def test_exactly_the_read_from_x_cases_have_windows_inside_x():
         assert inside == name.endswith("read_from_x"), name
 
 
+def test_every_isa_and_dtype_runs_some_read_from_x_case_on_x_itself():
+    from fastconv import _conv, _runtime
+    from fastconv._geometry import conv2d_geometry
+    from fastconv.conv import _pointwise_cut, _recut
+    for isa in fastconv._config.available_isas():
+        for dtype in DTYPES:
+            taken = []
+            for name, case in FILTER_TILE_CASES.items():
+                x, w, b = make_inputs(case, dtype)
+                g = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
+                                    case.dilation, case.groups)[3]
+                g = _recut(_pointwise_cut(g, False), g)[0]  # the planes conv2d_direct sees
+                if _conv.direct_reads_x(g.K // g.groups, g.H, g.W, g.HO, g.WO, g.FH, g.FW,
+                                        *g.stride, *g.padding, *g.dilation,
+                                        _runtime.ISA_CODES[isa], dtype == np.float32):
+                    taken.append(name)
+            assert all(name.endswith("read_from_x") for name in taken), (isa, dtype, taken)
+            # Portable float64: where rows are whole 4-pixel filter-vector tiles, the 4-lane
+            # pixel vectors are full too, and direct_tile_kind keeps those.
+            if (isa, dtype) != ("generic", np.float64):
+                assert taken, (isa, dtype)
+
+
 @pytest.mark.parametrize("name", list(FILTER_TILE_CASES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_filter_tiles_match_oracle(isa, dtype, name):
