@@ -6,11 +6,16 @@ FLOPs); `Conv2dBackward` does the same for the two gradients, each computed alon
 gradient with respect to the input, dw: with respect to the filters; each counts the forward's
 FLOPs); `Conv2dPeakMemory` records the process's peak memory at two batch sizes, to show that the
 im2col workspace does not grow with the batch: only the input and output do.
+`Conv2dBackwardWeightDrivers` times dw with each driver forced on the layers around the cuts of
+`fastconv.conv._backward_weight_driver`, and `Conv2dColdInput` the forward with its input evicted
+from the caches before every call.
 
 Setup runs before every timed call (asv_runner re-runs it per sample), so the arrays are made once
 per process and cached.
 """
 import functools
+import statistics
+import time
 
 import numpy as np
 
@@ -147,3 +152,81 @@ class Conv2dPeakMemory:
 
     def peakmem_conv2d(self, case, batch):
         run_conv2d(self.case, self.x, self.w, "im2col")
+
+
+# Layers outside the standard suite on which `_backward_weight_driver`'s cuts were measured, in
+# CONV's (N, C, H, W, K, F, S, P, D) form: filters x taps per filter around 32 x 160.
+DRIVER_CASES = {
+    "cifar_3x3": CONV["cifar_3x3"],                      # 12 filters x 27 taps
+    "k16_c16_3x3": (16, 16, 32, 32, 16, 3, 1, 1, 1),     # 16 x 144
+    "k24_c16_3x3": (16, 16, 32, 32, 24, 3, 1, 1, 1),     # 24 x 144
+    "k32_c8_3x3": (16, 8, 32, 32, 32, 3, 1, 1, 1),       # 32 x 72
+    "k8_c32_3x3": (8, 32, 56, 56, 8, 3, 1, 1, 1),        # 8 x 288
+    "k16_c64_3x3": (8, 64, 56, 56, 16, 3, 1, 1, 1),      # 16 x 576
+    "k16_c256_1x1": (8, 256, 28, 28, 16, 1, 1, 0, 1),    # 16 x 256
+    "k24_c128_3x3": (8, 128, 28, 28, 24, 3, 1, 1, 1),    # 24 x 1152
+}
+
+
+class Conv2dBackwardWeightDrivers:
+    """dw with each backward-weights driver forced (`fastconv.conv.BACKWARD_WEIGHT_DRIVERS`):
+    time per call. Run with FASTCONV_ISA=avx2 for the AVX2 side of the cuts."""
+
+    params = (list(DRIVER_CASES), ["gemm", "dot", "filter tiles"], THREADS)
+    param_names = ["case", "driver", "threads"]
+    timeout = 180
+
+    def setup(self, case, driver, threads):
+        try:
+            from fastconv._geometry import conv2d_backward_geometry
+            from fastconv.conv import BACKWARD_WEIGHT_DRIVERS, _backward_weight
+        except ImportError:
+            raise NotImplementedError("this fastconv cannot force a dw driver") from None
+        if driver not in BACKWARD_WEIGHT_DRIVERS:
+            raise NotImplementedError(f"this fastconv has no {driver!r} dw driver")
+        N, C, H, W, K, F, S, P, D = DRIVER_CASES[case]
+        x, w = make_arrays(DRIVER_CASES[case])
+        dy = make_output_gradient(DRIVER_CASES[case])
+        dy, x, w, geometry, _ = conv2d_backward_geometry("conv2d_backward", dy, x, w, S, P, D, 1)
+        self.backward_weight = lambda: _backward_weight(dy, x, geometry, driver=driver)
+        fastconv.set_num_threads(threads)
+
+    def teardown(self, case, driver, threads):
+        fastconv.set_num_threads(None)
+
+    def time_backward_weight(self, case, driver, threads):
+        self.backward_weight()
+
+
+EVICTION_BYTES = 64 * 2**20
+
+
+class Conv2dColdInput:
+    """conv2d forward (algorithm auto) with its input evicted from the caches before each call,
+    by writing EVICTION_BYTES elsewhere first: median ms of 7 timed calls. In a network a layer's
+    input is often the previous layer's output, already out of the caches when it is large."""
+
+    params = (["resnet_1x1", "vgg_conv3_2"], THREADS)
+    param_names = ["case", "threads"]
+    timeout = 180
+
+    def setup(self, case, threads):
+        self.case = CONV[case]
+        self.x, self.w = make_arrays(self.case)
+        self.eviction = np.empty(EVICTION_BYTES // 4, np.float32)
+        fastconv.set_num_threads(threads)
+
+    def teardown(self, case, threads):
+        fastconv.set_num_threads(None)
+
+    def track_ms_after_cache_eviction(self, case, threads):
+        run_conv2d(self.case, self.x, self.w, "auto")
+        times = []
+        for _ in range(7):
+            self.eviction.fill(1.0)
+            start = time.perf_counter()
+            run_conv2d(self.case, self.x, self.w, "auto")
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1e3
+
+    track_ms_after_cache_eviction.unit = "ms"

@@ -662,10 +662,10 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef floating[:, ::1] packed = np.empty((groups * k_blocks, taps * KT), dtype=dtype)
     cdef bint x_is_band = direct_reads_x(KG, H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW, isa,
                                          single)
-    if x_is_band:
-        row_len = W
-    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(
-        _x_as_band(H, W) if x_is_band else band_layout, CG, FH, FW, SW, DH, DW)
+    # The tiles' rows and tap offsets: x's own, or the band's.
+    cdef BandLayout read_layout = _x_as_band(H, W) if x_is_band else band_layout
+    row_len = read_layout.row_len
+    cdef Py_ssize_t[::1] tap_offset = _tap_offsets(read_layout, CG, FH, FW, SW, DH, DW)
     # Flat rows read past the band's last row: into the next channel's zeros, and past the last
     # channel into this tail (zeros, so no lane ever computes on stale or denormal values).
     cdef Py_ssize_t band_tail = row_len + VW if flat_len else 0
@@ -704,18 +704,18 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             rows = min(rows_per_block, HO - ho0)
             band = &bands[threadid(), 0]
             tile = &tiles[threadid(), 0]
-            # The rows of x the next band reads are prefetched while this band's tiles run,
-            # a share before each tile: on demand, the tiles reading x itself wait on memory
-            # (each tap's row is its own stream) and the band copy waits on each channel's rows.
+            # The rows of x the next band (task t + k_parts) reads are prefetched while this
+            # band's tiles run, a share before each tile: on demand, the tiles reading x itself
+            # wait on memory (each tap's row is its own stream) and the band copy waits on each
+            # channel's rows (asv Conv2dColdInput across commit 54ba3aa).
             prefetch_lines = 0
             prefetched = 0
             if filter_tiles and t + k_parts < tasks:
                 next_n = (t + k_parts) // (k_parts * row_blocks * groups)
                 next_g = (t + k_parts) // (k_parts * row_blocks) % groups
-                next_first = max(0, (t + k_parts) // k_parts % row_blocks * rows_per_block * SH
-                                 - PH)
-                next_end = min(H, (t + k_parts) // k_parts % row_blocks * rows_per_block * SH
-                               - PH + max_band_rows)
+                next_first = (t + k_parts) // k_parts % row_blocks * rows_per_block * SH - PH
+                next_end = min(H, next_first + max_band_rows)
+                next_first = max(0, next_first)
                 if next_end > next_first:
                     next_rows = &x[next_n, next_g * CG, next_first, 0]
                     segment_lines = ((next_end - next_first) * W * sizeof(floating) + 63) // 64
@@ -1350,10 +1350,9 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t units = N * row_blocks
     # Where the band would be a copy of x's rows, the tiles read x.
     cdef bint x_is_band = reads_inside_x(H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
-    if x_is_band:
-        row_len = W
-    offsets = _tap_offsets(_x_as_band(H, W) if x_is_band else band_layout, CB, FH, FW, SW, DH,
-                           DW)
+    cdef BandLayout read_layout = _x_as_band(H, W) if x_is_band else band_layout
+    row_len = read_layout.row_len
+    offsets = _tap_offsets(read_layout, CB, FH, FW, SW, DH, DW)
     # Row 0 for full blocks of channels, row 1 for the last: taps past a block's last one
     # repeat its first (read, never stored), so no tile reads past the block's channels.
     cdef Py_ssize_t last_taps = (CG - (channel_blocks - 1) * CB) * FF

@@ -227,7 +227,8 @@ def _backward_weight_driver(geometry, itemsize):
     """Which backward-weights driver runs a layer: a key of BACKWARD_WEIGHT_DRIVERS (measured).
 
     Measured by forcing each driver (`_backward_weight(..., driver=...)`), float32, 1 and 2
-    threads. The filter-vector tiles ("filter tiles") broadcast the input from the direct
+    threads: asv Conv2dBackwardWeightDrivers times every driver on the layers named below by
+    their filters x taps (FASTCONV_ISA=avx2 for the AVX2 figures). The filter-vector tiles ("filter tiles") broadcast the input from the direct
     forward's band, so nothing is packed from it: 0.6-0.9x the GEMM's time on the standard
     suite's 3x3 and 11x11 layers and on its 1x1 layer (56-pixel rows), and on a 5x5 and a 7x7
     stride-2 layer outside it. The GEMM ("gemm") stays faster on small planes (< 64 output

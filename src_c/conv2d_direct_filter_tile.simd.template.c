@@ -13,8 +13,9 @@
 /* Taps ahead whose packed filters are prefetched. A layer's filter block is re-read for every
  * tile of its band, from L2 once it outgrows L1 (vgg_conv5_2: 4608 taps x 128 B per block), and
  * the hardware prefetcher alone left the first broadcast of each tap waiting on it: 16 taps ahead
- * (2 KB) measured vgg_conv5_2 forward 54 -> 50 ms and its dx 64 -> 58 ms at T=1. Prefetches past
- * the block's end are hints that never fault. */
+ * (2 KB) measured vgg_conv5_2 forward 54 -> 50 ms and its dx 64 -> 58 ms at T=1 (asv Conv2d and
+ * Conv2dBackward across commit 009ebcd). Prefetches past the block's end are hints that never
+ * fault. */
 #ifndef FC_FILTER_PREFETCH_TAPS
 #define FC_FILTER_PREFETCH_TAPS 16
 #endif
@@ -22,7 +23,8 @@
  * pixels (all the lines of 14 floats; two of the three 14 doubles can span). A tap's
  * pixels lie a channel or a row away from the last tap's, beyond what the hardware follows, and
  * the band (256 KB to 1 MB) lives in L2: resnet_1x1 forward 4.2 -> 3.8 ms, vgg_conv5_2 51.7 ->
- * 49.2 ms at T=1, the other standard layers within noise. tap_offset is not read past `taps`. */
+ * 49.2 ms at T=1, the other standard layers within noise (asv Conv2d across commit 926e124).
+ * tap_offset is not read past `taps`. */
 #ifndef FC_PIXEL_PREFETCH_TAPS
 #define FC_PIXEL_PREFETCH_TAPS 8
 #endif

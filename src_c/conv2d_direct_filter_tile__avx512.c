@@ -47,11 +47,7 @@ void fc_sstore_filter_tile__avx512(const float *c, ptrdiff_t c_stride, ptrdiff_t
             const ptrdiff_t filters = kt - k0 < 16 ? kt - k0 : 16;
             const __mmask16 filter_lanes = (__mmask16)((1u << filters) - 1);
             __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < chunk
-                           ? _mm512_maskz_loadu_ps(filter_lanes, c + (i0 + i) * c_stride + k0)
-                           : _mm512_setzero_ps();
-            transpose_16x16(r);
+            load_transposed_16x16(c + i0 * c_stride + k0, c_stride, chunk, filter_lanes, r);
             for (int k = 0; k < filters; k++) {
                 __m512 out = r[k];
                 if (bias)

@@ -20,11 +20,7 @@ void fc_spack_kmajor__avx512(const float *src, ptrdiff_t row_stride, ptrdiff_t r
             const ptrdiff_t columns = kc - p0 < 16 ? kc - p0 : 16;
             const __mmask16 load_mask = (__mmask16)((1u << columns) - 1);
             __m512 r[16];
-            for (int j = 0; j < 16; j++)
-                r[j] = j < present
-                           ? _mm512_maskz_loadu_ps(load_mask, src + (i0 + j) * row_stride + p0)
-                           : _mm512_setzero_ps();
-            transpose_16x16(r);
+            load_transposed_16x16(src + i0 * row_stride + p0, row_stride, present, load_mask, r);
             for (int q = 0; q < columns; q++)
                 _mm512_mask_storeu_ps(dst + (p0 + q) * panel + i0, store_mask, r[q]);
         }

@@ -1,24 +1,8 @@
 /*
- * AVX-512 vector operations for the *.simd.template.c kernel bodies, by dtype: include it after
- * defining FC_SINGLE (1: float, 0: double); it may be included again for the other dtype. Defines
- * FC_T, FC_VEC, FC_VW (lanes), FC_VZERO(), FC_VLOADU(p), FC_VBROADCAST(p) (every lane = *p),
- * FC_VFMADD(a, b, c) (a*b + c), FC_VADD(a, b), FC_VSTOREU(p, v), FC_VSUM(v) (the lanes' sum) and,
- * for partial vectors, FC_MASK, FC_MASK_FIRST(n) (the first n <= FC_VW lanes) and
- * FC_VLOADU_MASKZ(m, p) (lanes outside m read nothing and are zero).
+ * AVX-512 definitions of the vector interface of the *.simd.template.c kernel bodies (see
+ * simd_vector.h), for the dtype FC_SINGLE selects; include it again for the other dtype.
  */
-#undef FC_T
-#undef FC_VEC
-#undef FC_VW
-#undef FC_VZERO
-#undef FC_VLOADU
-#undef FC_VBROADCAST
-#undef FC_VFMADD
-#undef FC_VADD
-#undef FC_VSTOREU
-#undef FC_VSUM
-#undef FC_MASK
-#undef FC_MASK_FIRST
-#undef FC_VLOADU_MASKZ
+#include "simd_vector.h"
 #if FC_SINGLE
 #define FC_T float
 #define FC_VEC __m512

@@ -1,12 +1,13 @@
 /*
- * In-register transpose of a 16 x 16 float block, for the AVX-512 files that need one (packing
- * GEMM panels, storing the filter-vector direct tiles). Include only from files built with
- * -mavx512f.
+ * In-register transpose of a 16 x 16 float block, and a masked load of one, for the AVX-512 files
+ * that need them (packing GEMM panels, storing the filter-vector tiles). Include only from files
+ * built with -mavx512f.
  */
 #ifndef FASTCONV_TRANSPOSE_16X16_AVX512_H
 #define FASTCONV_TRANSPOSE_16X16_AVX512_H
 
 #include <immintrin.h>
+#include <stddef.h>
 
 /* r[q] := column q of the 16 x 16 block whose rows are r[0..15] on entry. */
 static inline void transpose_16x16(__m512 r[16])
@@ -35,6 +36,17 @@ static inline void transpose_16x16(__m512 r[16])
         r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
         r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
     }
+}
+
+/* r[q] := column q of the 16 x 16 block whose first `rows` rows (<= 16) are the `columns` lanes
+ * at src, src + stride, ...; the lanes outside `columns` and the rows past `rows` are zero and
+ * never read. */
+static inline void load_transposed_16x16(const float *src, ptrdiff_t stride, ptrdiff_t rows,
+                                         __mmask16 columns, __m512 r[16])
+{
+    for (int i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(columns, src + i * stride) : _mm512_setzero_ps();
+    transpose_16x16(r);
 }
 
 #endif /* FASTCONV_TRANSPOSE_16X16_AVX512_H */

@@ -333,12 +333,17 @@ FILTER_TILE_CASES = {
 }
 
 
-def _tile_kind(case, dtype, isa):
-    from fastconv import _conv, _runtime
+def _case_geometry(case, dtype):
+    """The validated geometry fastconv computes for a case's conv2d."""
     from fastconv._geometry import conv2d_geometry
     x, w, b = make_inputs(case, dtype)
-    g = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding, case.dilation,
-                        case.groups)[3]
+    return conv2d_geometry("conv2d", x, w, b, case.stride, case.padding, case.dilation,
+                           case.groups)[3]
+
+
+def _tile_kind(case, dtype, isa):
+    from fastconv import _conv, _runtime
+    g = _case_geometry(case, dtype)
     return _conv.direct_tile_kind(g.K // g.groups, g.W, g.WO, g.FW, g.padding[1],
                                   g.dilation[1], *g.stride, _runtime.ISA_CODES[isa],
                                   np.dtype(dtype) == np.float32)
@@ -355,11 +360,8 @@ def test_exactly_the_read_from_x_cases_have_windows_inside_x():
     # The premise of the cases named so: the tiles may read x itself for them (where rows are
     # whole tiles), and for no case with padding, given or implied by the output's size.
     from fastconv import _conv
-    from fastconv._geometry import conv2d_geometry
     for name, case in FILTER_TILE_CASES.items():
-        x, w, b = make_inputs(case, np.float32)
-        g = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding, case.dilation,
-                            case.groups)[3]
+        g = _case_geometry(case, np.float32)
         inside = _conv.reads_inside_x(g.H, g.W, g.HO, g.WO, g.FH, g.FW, *g.stride, *g.padding,
                                       *g.dilation)
         assert inside == name.endswith("read_from_x"), name
@@ -367,15 +369,12 @@ def test_exactly_the_read_from_x_cases_have_windows_inside_x():
 
 def test_every_isa_and_dtype_runs_some_read_from_x_case_on_x_itself():
     from fastconv import _conv, _runtime
-    from fastconv._geometry import conv2d_geometry
     from fastconv.conv import _pointwise_cut, _recut
     for isa in fastconv._config.available_isas():
         for dtype in DTYPES:
             taken = []
             for name, case in FILTER_TILE_CASES.items():
-                x, w, b = make_inputs(case, dtype)
-                g = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
-                                    case.dilation, case.groups)[3]
+                g = _case_geometry(case, dtype)
                 g = _recut(_pointwise_cut(g, False), g)[0]  # the planes conv2d_direct sees
                 if _conv.direct_reads_x(g.K // g.groups, g.H, g.W, g.HO, g.WO, g.FH, g.FW,
                                         *g.stride, *g.padding, *g.dilation,
