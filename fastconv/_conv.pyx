@@ -19,8 +19,8 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from fastconv._kernels cimport (
-    FC_GEMM_MAX_TILE, fc_dconv2d_direct_row__generic, fc_kernel_table, fc_kernel_table_for,
-    fc_sconv2d_direct_row__generic,
+    FC_GEMM_MAX_TILE, fc_dconv2d_direct_row__generic, fc_dpack_kmajor__generic, fc_kernel_table,
+    fc_kernel_table_for, fc_sconv2d_direct_row__generic, fc_spack_kmajor__generic,
 )
 
 cdef extern from *:
@@ -66,6 +66,13 @@ cdef enum:
     # and wide: 4 tasks for a 4096-filter FC layer, not MIN_TASKS.
     GEMM_OVER_BATCH_FILTER_PANELS = 32
     GEMM_OVER_BATCH_MIN_TASKS = 2
+    # conv2d_im2col_streaming_filters: the packed pixels of a block (B_BYTES; the reduction length
+    # per block follows from it: 2048 for one 48-pixel panel of floats, where 256 measured 10%
+    # slower on the FC layer and 8192 outgrew L2), most pixel panels per block (each block reads
+    # the filters from memory again), and the task's block of outputs (C_BYTES).
+    GEMM_STREAM_B_BYTES = 393216
+    GEMM_STREAM_PIXEL_PANELS = 8
+    GEMM_STREAM_C_BYTES = 524288
     # Fewer tasks than this and the drivers split the work further, so both threads have some.
     MIN_TASKS = 8
 
@@ -984,6 +991,156 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
                 y_row = &y[0, 0, 0, 0] + (n * K + g * KG + f_begin) * P + p
                 for f in range(nf):
                     y_row[f * P] = c_rows[q * ldt + f]
+
+
+cdef inline void _stream_ukernel(const fc_kernel_table *kernels, Py_ssize_t kc,
+                                 const floating *w, Py_ssize_t w_row_stride, const floating *b,
+                                 floating *c, Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        kernels.sgemm_stream_ukernel(kc, w, w_row_stride, b, c, ldc)
+    else:
+        kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, c, ldc)
+
+
+# Filters of at least this many bytes per group are read from memory on every call (no L2, nor
+# a fair share of a shared L3, holds them): then streaming them can pay.
+GEMM_STREAM_MIN_FILTER_BYTES = 16 << 20
+
+
+def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint single):
+    """True when a small-plane layer (Q output pixels over the batch, filter_bytes of filters
+    per group) runs `conv2d_im2col_streaming_filters` rather than `conv2d_im2col_over_batch`.
+
+    Streaming needs filters that come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES) and a
+    streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
+    (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
+    than 8/7 of its rows: 48-pixel panels against 14-pixel rows (measured on one core, ratios
+    streaming / packed: Q=36 48 vs 42 rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
+    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x). Elsewhere the
+    pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
+    AVX-512 float64).
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef bint has_kernel, fast_pack
+    cdef Py_ssize_t NR, MR
+    if single:
+        has_kernel = kernels.sgemm_stream_ukernel != NULL
+        fast_pack = kernels.spack_kmajor != fc_spack_kmajor__generic
+        NR, MR = kernels.sgemm_stream_nr, kernels.sgemm_mr
+    else:
+        has_kernel = kernels.dgemm_stream_ukernel != NULL
+        fast_pack = kernels.dpack_kmajor != fc_dpack_kmajor__generic
+        NR, MR = kernels.dgemm_stream_nr, kernels.dgemm_mr
+    if not has_kernel or filter_bytes < GEMM_STREAM_MIN_FILTER_BYTES:
+        return False
+    return not fast_pack or 7 * ((Q + NR - 1) // NR * NR) <= 8 * ((Q + MR - 1) // MR * MR)
+
+
+def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
+                                    const floating[:, :, :, ::1] w, const floating[::1] bias,
+                                    bint has_bias, floating[:, :, :, ::1] y, Py_ssize_t groups,
+                                    Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
+                                    Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
+    """y := conv2d(x, w) + bias as y_g = W_g @ col_g, reading the filters W_g where they lie,
+    for layers whose filters dwarf their pixels (an FC layer as a 7x7 convolution: 411 MB of
+    filters against 36 output pixels).
+
+    Such a layer's time is the filters' stream from memory plus the FMAs, and only overlapping
+    the two brings it near either. `conv2d_im2col_over_batch` first packs each panel of filters
+    (a transposing pass that waits on memory, then the FMAs; 107 ms on that layer on one
+    core, of which 41 ms is the packing). Here the micro-kernel broadcasts MR filters' taps
+    straight from their rows, so the hardware prefetchers stream them while the FMAs run,
+    against the batch's pixels packed NR to a panel along the vector lanes (48 floats with
+    AVX-512). A task owns a block of filters and a block of up to GEMM_STREAM_PIXEL_PANELS
+    pixel panels; each filter's block of taps is read from memory once per pixel block and from
+    cache for its other panels. Sums run in fixed kc-long blocks in a fixed order (independent
+    of the thread count), but not conv2d_im2col's blocks.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    if floating is float:
+        MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
+    else:
+        MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
+    cdef Py_ssize_t N = x.shape[0], CG = w.shape[1], K = w.shape[0]
+    cdef ConvShape s = _conv_shape(x.shape[2], x.shape[3], w.shape[2], w.shape[3], y.shape[2],
+                                   y.shape[3], SH, SW, PH, PW, DH, DW)
+    cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO, Q = N * P
+    cdef Py_ssize_t panels = min((Q + NR - 1) // NR, GEMM_STREAM_PIXEL_PANELS)
+    cdef Py_ssize_t QB = panels * NR, pixel_blocks = (Q + QB - 1) // QB
+    cdef Py_ssize_t KC = max(GEMM_KC, GEMM_STREAM_B_BYTES // (QB * <Py_ssize_t>sizeof(floating)) // 16 * 16)
+    cdef Py_ssize_t FT = max(MR, GEMM_STREAM_C_BYTES // (QB * <Py_ssize_t>sizeof(floating)) // MR * MR)
+    cdef Py_ssize_t filters_per_task, filter_tasks
+    filters_per_task, filter_tasks = _split_rows(KG, groups * pixel_blocks, MR,
+                                                 GEMM_OVER_BATCH_MIN_TASKS)
+    if filters_per_task > FT:
+        filter_tasks = (KG + FT - 1) // FT
+        filters_per_task = ((KG + filter_tasks - 1) // filter_tasks + MR - 1) // MR * MR
+        filter_tasks = (KG + filters_per_task - 1) // filters_per_task
+    # Per thread: the packed pixels, the task's outputs (filters x pixels) and MR rows of taps,
+    # the copy the last partial row block is read from (the kernel reads MR whole rows).
+    cdef Py_ssize_t b_size = QB * KC, edge_size = MR * KC
+    cdef Py_ssize_t c_size = (filters_per_task + MR - 1) // MR * MR * QB
+    cdef floating[:, ::1] workspace = np.empty(
+        (num_threads, b_size + c_size + edge_size),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
+    cdef Py_ssize_t t, g, qb, ft, q0, qc, f_begin, nf, kb, k0, kc, fr, rows, panel, q, f, n, p, i
+    cdef floating *b_packed
+    cdef floating *c_rows
+    cdef floating *edge_rows
+    cdef floating *y_row
+    cdef const floating *x_group
+    cdef const floating *w_filters
+    cdef const floating *w_rows
+    cdef Py_ssize_t w_stride
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            b_packed = &workspace[threadid(), 0]
+            c_rows = b_packed + b_size
+            edge_rows = c_rows + c_size
+            ft = t % filter_tasks
+            qb = (t // filter_tasks) % pixel_blocks
+            g = t // (filter_tasks * pixel_blocks)
+            q0 = qb * QB
+            qc = min(QB, Q - q0)
+            f_begin = ft * filters_per_task
+            nf = min(KG - f_begin, filters_per_task)
+            x_group = &x[0, 0, 0, 0] + g * CG * s.H * s.W
+            w_filters = &w[0, 0, 0, 0] + (g * KG + f_begin) * R
+            # Outputs start as the bias, then take the kc-long blocks' sums in order (rows past
+            # nf, up to a whole row block, are written and never read).
+            for f in range((nf + MR - 1) // MR * MR):
+                for q in range(QB):
+                    c_rows[f * QB + q] = bias[g * KG + f_begin + f] if has_bias and f < nf else 0
+            for kb in range((R + KC - 1) // KC):
+                k0 = kb * KC
+                kc = min(KC, R - k0)
+                _pack_im2col_over_batch(kernels, x_group, groups * CG * s.H * s.W, &s, k0, kc,
+                                        q0, qc, NR, b_packed)
+                for fr in range((nf + MR - 1) // MR):
+                    rows = min(MR, nf - fr * MR)
+                    w_rows = w_filters + fr * MR * R + k0
+                    w_stride = R
+                    if rows < MR:
+                        for i in range(MR):
+                            if i < rows:
+                                memcpy(edge_rows + i * kc, w_rows + i * R,
+                                       kc * sizeof(floating))
+                            else:
+                                memset(edge_rows + i * kc, 0, kc * sizeof(floating))
+                        w_rows = edge_rows
+                        w_stride = kc
+                    for panel in range((qc + NR - 1) // NR):
+                        _stream_ukernel(kernels, kc, w_rows, w_stride,
+                                        b_packed + panel * kc * NR,
+                                        c_rows + fr * MR * QB + panel * NR, QB)
+            for q in range(qc):
+                n = (q0 + q) // P
+                p = (q0 + q) % P
+                y_row = &y[0, 0, 0, 0] + (n * K + g * KG + f_begin) * P + p
+                for f in range(nf):
+                    y_row[f * P] = c_rows[f * QB + q]
 
 
 def rotate_filters(const floating[:, :, :, ::1] w, Py_ssize_t groups, int num_threads):

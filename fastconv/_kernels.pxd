@@ -15,6 +15,13 @@ cdef extern from "fastconv_kernels.h" nogil:
     ctypedef void (*fc_dgemm_ukernel_fn)(Py_ssize_t kc, const double *a, const double *b,
                                          double *c, Py_ssize_t ldc, int accumulate) noexcept nogil
 
+    ctypedef void (*fc_sgemm_stream_ukernel_fn)(Py_ssize_t kc, const float *w,
+                                                Py_ssize_t w_row_stride, const float *b,
+                                                float *c, Py_ssize_t ldc) noexcept nogil
+    ctypedef void (*fc_dgemm_stream_ukernel_fn)(Py_ssize_t kc, const double *w,
+                                                Py_ssize_t w_row_stride, const double *b,
+                                                double *c, Py_ssize_t ldc) noexcept nogil
+
     ctypedef void (*fc_smaxpool2d_row_fn)(
         const float *x, float *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
         Py_ssize_t ho, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
@@ -117,8 +124,20 @@ cdef extern from "fastconv_kernels.h" nogil:
         fc_dstore_filter_tile_fn dstore_filter_tile
         fc_sconv2d_backward_weight_filter_tile_fn sbackward_weight_filter_tile
         fc_dconv2d_backward_weight_filter_tile_fn dbackward_weight_filter_tile
+        int sgemm_stream_mr
+        int sgemm_stream_nr
+        fc_sgemm_stream_ukernel_fn sgemm_stream_ukernel
+        const char *sgemm_stream_ukernel_name
+        int dgemm_stream_mr
+        int dgemm_stream_nr
+        fc_dgemm_stream_ukernel_fn dgemm_stream_ukernel
+        const char *dgemm_stream_ukernel_name
 
     int fc_cpu_supports(int isa)
+    void fc_spack_kmajor__generic(const float *src, Py_ssize_t row_stride, Py_ssize_t rows,
+                                  Py_ssize_t kc, Py_ssize_t panel, float *dst)
+    void fc_dpack_kmajor__generic(const double *src, Py_ssize_t row_stride, Py_ssize_t rows,
+                                  Py_ssize_t kc, Py_ssize_t panel, double *dst)
     const fc_kernel_table *fc_kernel_table_for(int isa)
 
     void fc_sconv2d_direct_row__generic(

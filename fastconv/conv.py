@@ -95,7 +95,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     if geometry.reduction_size == 0:
         y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]
         return y if batched else y[0]
-    driver = _forward_driver(algorithm, geometry)
+    driver = _forward_driver(algorithm, geometry, x.dtype)
     bias = np.zeros(1, x.dtype) if b is None else aligned_contiguous(b)
     cut_geometry, x_cut, y_cut = _recut(_pointwise_cut(geometry, algorithm == "im2col"),
                                         geometry, aligned_contiguous(x), y)
@@ -108,20 +108,27 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
 GEMM_OVER_BATCH_BELOW_PIXELS = 64
 
 
-def _forward_driver(algorithm, geometry):
-    """The Cython driver that runs `algorithm` on `geometry`.
+def _forward_driver(algorithm, geometry, dtype):
+    """The Cython driver that runs `algorithm` on `geometry` in `dtype`.
 
     im2col's GEMM gives each image's output pixels the micro-kernel's 32-wide side (16 for
     float64), so a plane of fewer than 64 pixels leaves much of each tile empty: an FC layer
     run as a 7x7 convolution on 12x12 input (6x6 = 36 pixels) computed 64 columns for 36, and
-    one on 7x7 input (1 pixel) 32 for 1. Below 64 pixels the GEMM runs transposed instead, with
-    the pixels of all images as rows (14 per tile) and the filters as the wide side.
+    one on 7x7 input (1 pixel) 32 for 1. Below 64 pixels the GEMM runs over the whole batch's
+    pixels instead: with them as the rows of packed panels (14 per tile), or, where the filters
+    are large enough to come from memory on every call, streaming the filters past the pixels
+    packed along the lanes (`fastconv._conv.gemm_streams_filters` has the rule).
     """
     if algorithm == "direct":
         return _conv.conv2d_direct
-    if geometry.HO * geometry.WO < GEMM_OVER_BATCH_BELOW_PIXELS:
-        return _conv.conv2d_im2col_over_batch
-    return _conv.conv2d_im2col
+    P = geometry.HO * geometry.WO
+    if P >= GEMM_OVER_BATCH_BELOW_PIXELS:
+        return _conv.conv2d_im2col
+    filter_bytes = geometry.K // geometry.groups * geometry.reduction_size * dtype.itemsize
+    if _conv.gemm_streams_filters(geometry.N * P, filter_bytes, _config.isa_code(),
+                                  dtype == np.float32):
+        return _conv.conv2d_im2col_streaming_filters
+    return _conv.conv2d_im2col_over_batch
 
 
 # Widest rows a pointwise plane is re-cut into for the direct kernels (see _pointwise_cut).

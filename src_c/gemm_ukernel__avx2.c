@@ -80,3 +80,18 @@ void fc_dgemm_ukernel_6x8__avx2(ptrdiff_t kc, const double *restrict a,
         _mm256_storeu_pd(ci + 4, acc1[i]);
     }
 }
+
+/* Filter-streaming micro-kernels: float 4x24, double 4x12 (body: gemm_stream_ukernel.simd.template.c). */
+#define FC_STREAM_MR 4
+
+#define FC_SINGLE 1
+#include "simd_vector__avx2.h"
+#define FC_STREAM_UKERNEL fc_sgemm_stream_ukernel_4x24__avx2
+#include "gemm_stream_ukernel.simd.template.c"
+#undef FC_SINGLE
+#undef FC_STREAM_UKERNEL
+
+#define FC_SINGLE 0
+#include "simd_vector__avx2.h"
+#define FC_STREAM_UKERNEL fc_dgemm_stream_ukernel_4x12__avx2
+#include "gemm_stream_ukernel.simd.template.c"

@@ -81,3 +81,18 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *restrict a,
         _mm512_storeu_pd(ci + 8, acc1[i]);
     }
 }
+
+/* Filter-streaming micro-kernels: float 8x48, double 8x24 (body: gemm_stream_ukernel.simd.template.c). */
+#define FC_STREAM_MR 8
+
+#define FC_SINGLE 1
+#include "simd_vector__avx512.h"
+#define FC_STREAM_UKERNEL fc_sgemm_stream_ukernel_8x48__avx512
+#include "gemm_stream_ukernel.simd.template.c"
+#undef FC_SINGLE
+#undef FC_STREAM_UKERNEL
+
+#define FC_SINGLE 0
+#include "simd_vector__avx512.h"
+#define FC_STREAM_UKERNEL fc_dgemm_stream_ukernel_8x24__avx512
+#include "gemm_stream_ukernel.simd.template.c"

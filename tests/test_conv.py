@@ -293,7 +293,8 @@ def test_gemm_over_the_batch_equals_the_per_image_gemm_bit_for_bit(isa, dtype, n
     x, w, b, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
                                            case.dilation, case.groups)
     assert geometry.HO * geometry.WO < conv_module.GEMM_OVER_BATCH_BELOW_PIXELS
-    assert conv_module._forward_driver("im2col", geometry) is _conv.conv2d_im2col_over_batch
+    assert (conv_module._forward_driver("im2col", geometry, np.dtype(dtype))
+            is _conv.conv2d_im2col_over_batch)
     bias = np.zeros(1, dtype) if b is None else b
     results = []
     for driver in (_conv.conv2d_im2col, _conv.conv2d_im2col_over_batch):
@@ -302,6 +303,113 @@ def test_gemm_over_the_batch_equals_the_per_image_gemm_bit_for_bit(isa, dtype, n
         results.append(y)
     np.testing.assert_array_equal(results[0], results[1])
     assert_matches_reference(results[1], x, w, b, **case.reference_kwargs())
+
+
+# ---------------------------------------------------------------------------------------------
+# Small output planes with big filters: the GEMM that streams the filters from where they lie
+# ---------------------------------------------------------------------------------------------
+
+STREAMING_CASES = {
+    **{name: NAMED_CASES[name] for name in SMALL_PLANE_CASES},
+    # Filter rows of 8 (AVX-512) or 4 (AVX2) with a partial last block, reductions longer than
+    # the 2048-tap blocks (a partial last one), several pixel blocks of 8 panels, and filter
+    # blocks split because one task's outputs would outgrow their workspace.
+    "K13_reduction_2250_two_tap_blocks": Case(1, 250, 5, 5, 13, 3, 3),
+    "K21_many_pixel_blocks_N50": Case(50, 3, 5, 5, 21, 3, 3, padding=1),
+    "K3000_split_filter_tasks": Case(1, 2, 3, 3, 3000, 1, 1, bias=False),
+    "groups_3_stride_2_dilation_2": Case(4, 9, 9, 8, 30, 3, 2, stride=2, dilation=2, groups=3,
+                                         padding=1),
+}
+
+
+def _run_streaming_driver(case, dtype, seed=7):
+    from fastconv import _conv, conv as conv_module
+    from fastconv._geometry import conv2d_geometry
+
+    x, w, b = make_inputs(case, dtype, seed)
+    x_in, w_in = x, w
+    x, w, b_in, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
+                                              case.dilation, case.groups)
+    y = np.full(geometry.output_shape, np.nan, dtype)
+    _conv.conv2d_im2col_streaming_filters(
+        x, w, np.zeros(1, dtype) if b is None else b_in, b is not None, y,
+        *conv_module._driver_arguments(geometry))
+    return y, x_in, w_in, b
+
+
+def _skip_without_streaming_kernel(isa, dtype):
+    from fastconv import _runtime
+
+    if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None:
+        pytest.skip(f"the {isa} path has no filter-streaming kernel")
+
+
+@pytest.mark.parametrize("name", list(STREAMING_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_streaming_filters_gemm_matches_oracle(isa, dtype, name):
+    _skip_without_streaming_kernel(isa, dtype)
+    case = STREAMING_CASES[name]
+    y, x, w, b = _run_streaming_driver(case, dtype)
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype,
+                                                                       restore_threads):
+    _skip_without_streaming_kernel(isa, dtype)
+    case = STREAMING_CASES["K21_many_pixel_blocks_N50"]
+    results = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        results.append(_run_streaming_driver(case, dtype)[0])
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+@given(N=st.integers(1, 12), CG=st.integers(1, 12), KG=st.integers(1, 40),
+       groups=st.integers(1, 2), H=st.integers(1, 9), W=st.integers(1, 9), F=st.integers(1, 4),
+       stride=st.integers(1, 3), dilation=st.integers(1, 2),
+       padding=st.sampled_from([0, 1, 2, "same"]), bias=st.booleans(),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_streaming_filters_gemm_matches_oracle_on_random_geometries(
+        isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
+    _skip_without_streaming_kernel(isa, dtype)
+    stride = 1 if padding == "same" else stride
+    extent = dilation * (F - 1) + 1
+    if padding != "same":
+        H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
+    case = Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, bias=bias)
+    y, x, w, b = _run_streaming_driver(case, dtype, seed)
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+FC6_AS_CONV = dict(C=512, H=12, W=12, K=4096, FH=7, FW=7, HO=6, WO=6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype):
+    """VGG's fc6 as a 7x7 convolution on 12x12 maps (411 MB of float32 filters, 36 pixels)
+    streams its filters on AVX2 and AVX-512; small filters, and 1 or 8 pixels where AVX-512's
+    packing is vectorised (float32), keep the packed GEMM over the batch."""
+    from fastconv import _conv, _runtime, conv as conv_module
+    from fastconv._geometry import Conv2dGeometry
+
+    dtype = np.dtype(dtype)
+    has_kernel = _runtime.kernel_names(isa)["gemm_stream"][dtype.name] is not None
+
+    def driver(N, **changes):
+        geometry = Conv2dGeometry(N=N, **{**FC6_AS_CONV, **changes}, stride=(1, 1),
+                                  padding=(0, 0), dilation=(1, 1), groups=1)
+        return conv_module._forward_driver("im2col", geometry, dtype)
+
+    streaming, packed = _conv.conv2d_im2col_streaming_filters, _conv.conv2d_im2col_over_batch
+    assert driver(1) is (streaming if has_kernel else packed)
+    assert driver(1, K=64) is packed
+    one_pixel = driver(1, H=7, W=7, HO=1, WO=1)
+    assert one_pixel is (packed if not has_kernel or (isa, dtype) == ("avx512", np.float32)
+                         else streaming)
+    assert driver(1, H=20, W=20, HO=14, WO=14) is _conv.conv2d_im2col
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+/*
+ * Body of the filter-streaming GEMM micro-kernels (contract: fastconv_kernels.h), included once per
+ * dtype by gemm_ukernel__<isa>.c after simd_vector__<isa>.h, with FC_STREAM_MR (filter rows) and
+ * FC_STREAM_UKERNEL (function name) defined. The tile is FC_STREAM_MR rows x 3 vectors of pixels:
+ * 8 x 3 = 24 of AVX-512's 32 registers, 4 x 3 = 12 of AVX2's 16, with the 3 pixel vectors and the
+ * broadcast beside them. Three vectors rather than two because the rows are the filters, read from
+ * memory as they stream in: more rows would mean more streams in flight at once, fewer lanes
+ * would waste more of the FC layer's pixel counts (36 pixels: 48 lanes here, 64 with 4 vectors).
+ * The `unroll` pragmas keep the accumulator arrays in registers (see the GEMM kernels).
+ */
+void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
+                       const FC_T *restrict b, FC_T *restrict c, ptrdiff_t ldc)
+{
+    enum { MR = FC_STREAM_MR, NR = 3 * FC_VW };
+    FC_VEC acc0[MR], acc1[MR], acc2[MR];
+    const FC_T *row[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = FC_VZERO();
+        acc1[i] = FC_VZERO();
+        acc2[i] = FC_VZERO();
+        row[i] = w + i * w_row_stride;
+    }
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        const FC_VEC b0 = FC_VLOADU(b + p * NR);
+        const FC_VEC b1 = FC_VLOADU(b + p * NR + FC_VW);
+        const FC_VEC b2 = FC_VLOADU(b + p * NR + 2 * FC_VW);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            const FC_VEC wi = FC_VBROADCAST(row[i] + p);
+            acc0[i] = FC_VFMADD(wi, b0, acc0[i]);
+            acc1[i] = FC_VFMADD(wi, b1, acc1[i]);
+            acc2[i] = FC_VFMADD(wi, b2, acc2[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        FC_T *ci = c + i * ldc;
+        FC_VSTOREU(ci, FC_VADD(FC_VLOADU(ci), acc0[i]));
+        FC_VSTOREU(ci + FC_VW, FC_VADD(FC_VLOADU(ci + FC_VW), acc1[i]));
+        FC_VSTOREU(ci + 2 * FC_VW, FC_VADD(FC_VLOADU(ci + 2 * FC_VW), acc2[i]));
+    }
+}
