@@ -43,7 +43,9 @@ def aligned_contiguous(array, dtype=None):
 
 def check_int(func, name, value, minimum):
     """An int (Python or NumPy integer, not bool) in [minimum, MAX_PARAMETER]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    # A plain int skips the abstract-class checks, most of a small call's validation time.
+    if type(value) is not int and (isinstance(value, (bool, np.bool_))
+                                   or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{func}: {name} must be an int, got {_describe(value)}")
     value = int(value)
     if value < minimum:
@@ -69,7 +71,8 @@ def check_pair(func, name, value, minimum):
             raise TypeError(
                 f"{func}: {name} must be an int or a pair of ints, got {_describe(value)}"
             ) from None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, (bool, np.bool_))
+                                   or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {_describe(value)}")
     value = check_int(func, name, value, minimum)
     return (value, value)
