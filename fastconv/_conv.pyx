@@ -1002,6 +1002,45 @@ cdef inline void _stream_ukernel(const fc_kernel_table *kernels, Py_ssize_t kc,
         kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, c, ldc)
 
 
+cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
+                                  const floating *w, Py_ssize_t R, Py_ssize_t nf, Py_ssize_t MR,
+                                  Py_ssize_t NR, const floating *b_packed, Py_ssize_t qc,
+                                  floating *c, Py_ssize_t ldc,
+                                  floating *edge_rows) noexcept nogil:
+    """c[0:nf, 0:qc] += w[0:nf, 0:kc] (rows R apart) @ the qc pixels packed in NR-wide panels.
+    The kernel reads MR whole rows, so a last partial block of rows is read from a zero-padded
+    copy (edge_rows: MR x kc)."""
+    cdef Py_ssize_t fr, rows, i, panel, w_stride
+    cdef const floating *w_rows
+    for fr in range((nf + MR - 1) // MR):
+        rows = min(MR, nf - fr * MR)
+        w_rows = w + fr * MR * R
+        w_stride = R
+        if rows < MR:
+            for i in range(MR):
+                if i < rows:
+                    memcpy(edge_rows + i * kc, w_rows + i * R, kc * sizeof(floating))
+                else:
+                    memset(edge_rows + i * kc, 0, kc * sizeof(floating))
+            w_rows = edge_rows
+            w_stride = kc
+        for panel in range((qc + NR - 1) // NR):
+            _stream_ukernel(kernels, kc, w_rows, w_stride, b_packed + panel * kc * NR,
+                            c + fr * MR * ldc + panel * NR, ldc)
+
+
+cdef void _stream_dot_block(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *w,
+                            Py_ssize_t R, Py_ssize_t nf, Py_ssize_t MR, const floating *pixels,
+                            const Py_ssize_t *pixel_offsets, Py_ssize_t qc, floating *c,
+                            Py_ssize_t ldc) noexcept nogil:
+    """c[f, q] += dot(w[f, 0:kc], pixels[pixel_offsets[q]:][0:kc]) for f < nf, q < qc: the
+    backward-weights dot tiles, MR (dw_kt) filter rows at a time (they read only rows < nf)."""
+    cdef Py_ssize_t fr
+    for fr in range((nf + MR - 1) // MR):
+        _backward_weight_tile(kernels, 1, kc, w + fr * MR * R, R, 0, pixels, 0, pixel_offsets,
+                              c + fr * MR * ldc, ldc, min(MR, nf - fr * MR), qc)
+
+
 # Filters of at least this many bytes per group are read from memory on every call (no L2, nor
 # a fair share of a shared L3, holds them): then streaming them can pay.
 GEMM_STREAM_MIN_FILTER_BYTES = 16 << 20
@@ -1011,18 +1050,22 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     """True when a small-plane layer (Q output pixels over the batch, filter_bytes of filters
     per group) runs `conv2d_im2col_streaming_filters` rather than `conv2d_im2col_over_batch`.
 
-    Streaming needs filters that come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES) and a
-    streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
-    (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
-    than 8/7 of its rows: 48-pixel panels against 14-pixel rows (measured on one core, ratios
-    streaming / packed: Q=36 48 vs 42 rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
-    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x). Elsewhere the
-    pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
-    AVX-512 float64).
+    At most dw_tt pixels always stream, on the dot tiles (measured on one core, streaming /
+    packed: fc6 on 7x7 maps, 411 MB of filters, 1 pixel 51 / 116 ms with AVX-512, 64 / 198 ms
+    with AVX2; 6 pixels 57 / 112 ms; 9.4 MB of filters, 1 pixel 0.9 / 2.2 ms; 2.4 MB, 4 pixels
+    0.5 / 0.9 ms). More pixels stream on the broadcasting kernel (AVX2, AVX-512) when the
+    filters come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES). Where the packed GEMM's
+    filter pack is vectorised (AVX-512 float32) that GEMM keeps its lane advantage, so
+    streaming must not compute more than 8/7 of its rows: 48-pixel panels against 14-pixel
+    rows (Q=36 48 vs 42 rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70 1.13x; Q=98 144
+    vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=8 1.4x). Elsewhere the pack is scalar and streaming
+    measured 0.44-0.63x for every Q from 8 to 288 (AVX2 float32, AVX-512 float64).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef bint has_kernel, fast_pack
     cdef Py_ssize_t NR, MR
+    if Q <= kernels.dw_tt:
+        return True
     if single:
         has_kernel = kernels.sgemm_stream_ukernel != NULL
         fast_pack = kernels.spack_kmajor != fc_spack_kmajor__generic
@@ -1034,6 +1077,11 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     if not has_kernel or filter_bytes < GEMM_STREAM_MIN_FILTER_BYTES:
         return False
     return not fast_pack or 7 * ((Q + NR - 1) // NR * NR) <= 8 * ((Q + MR - 1) // MR * MR)
+
+
+def gemm_stream_dot_pixels(int isa):
+    """Batches of at most this many pixels stream on the dot tiles (dw_tt of the ISA)."""
+    return fc_kernel_table_for(isa).dw_tt
 
 
 def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
@@ -1053,19 +1101,34 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     against the batch's pixels packed NR to a panel along the vector lanes (48 floats with
     AVX-512). A task owns a block of filters and a block of up to GEMM_STREAM_PIXEL_PANELS
     pixel panels; each filter's block of taps is read from memory once per pixel block and from
-    cache for its other panels. Sums run in fixed kc-long blocks in a fixed order (independent
-    of the thread count), but not conv2d_im2col's blocks.
+    cache for its other panels.
+
+    A batch of at most dw_tt pixels (6 with AVX-512, 4 elsewhere: fc6 on 7x7 maps has one per
+    image) would leave most of those lanes empty; it runs on the backward-weights dot tiles
+    instead, dw_kt filter rows (4 with AVX-512) against each pixel's column, vectorised along
+    the taps and summed across the lanes once per block of taps. That is also the one mode of
+    the generic path, which has no streaming kernel.
+
+    Sums run in fixed kc-long blocks in a fixed order (independent of the thread count), but
+    not conv2d_im2col's blocks.
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR, NR
-    if floating is float:
-        MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
-    else:
-        MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
     cdef Py_ssize_t N = x.shape[0], CG = w.shape[1], K = w.shape[0]
     cdef ConvShape s = _conv_shape(x.shape[2], x.shape[3], w.shape[2], w.shape[3], y.shape[2],
                                    y.shape[3], SH, SW, PH, PW, DH, DW)
     cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO, Q = N * P
+    cdef bint dot = Q <= kernels.dw_tt
+    if not dot and (kernels.sgemm_stream_ukernel == NULL if floating is float
+                    else kernels.dgemm_stream_ukernel == NULL):
+        raise ValueError(f"conv2d_im2col_streaming_filters: no streaming kernel on this ISA for "
+                         f"{Q} pixels (at most {kernels.dw_tt} run on its dot tiles)")
+    if dot:
+        MR, NR = kernels.dw_kt, kernels.dw_tt
+    elif floating is float:
+        MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
+    else:
+        MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
     cdef Py_ssize_t panels = min((Q + NR - 1) // NR, GEMM_STREAM_PIXEL_PANELS)
     cdef Py_ssize_t QB = panels * NR, pixel_blocks = (Q + QB - 1) // QB
     cdef Py_ssize_t KC = max(GEMM_KC, GEMM_STREAM_B_BYTES // (QB * <Py_ssize_t>sizeof(floating)) // 16 * 16)
@@ -1085,15 +1148,18 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
         (num_threads, b_size + c_size + edge_size),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
-    cdef Py_ssize_t t, g, qb, ft, q0, qc, f_begin, nf, kb, k0, kc, fr, rows, panel, q, f, n, p, i
+    cdef Py_ssize_t t, g, qb, ft, q0, qc, f_begin, nf, kb, k0, kc, q, f, n, p
+    cdef Py_ssize_t image_stride = groups * CG * s.H * s.W
+    # The dot tiles' pixel columns lie KC apart in the packed block (dw_tt <= 16 on every ISA).
+    cdef Py_ssize_t dot_offsets[16]
+    for q in range(min(NR, 16)):
+        dot_offsets[q] = q * KC
     cdef floating *b_packed
     cdef floating *c_rows
     cdef floating *edge_rows
     cdef floating *y_row
     cdef const floating *x_group
     cdef const floating *w_filters
-    cdef const floating *w_rows
-    cdef Py_ssize_t w_stride
     with nogil:
         for t in prange(tasks, schedule="static", num_threads=num_threads):
             b_packed = &workspace[threadid(), 0]
@@ -1116,25 +1182,17 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             for kb in range((R + KC - 1) // KC):
                 k0 = kb * KC
                 kc = min(KC, R - k0)
-                _pack_im2col_over_batch(kernels, x_group, groups * CG * s.H * s.W, &s, k0, kc,
-                                        q0, qc, NR, b_packed)
-                for fr in range((nf + MR - 1) // MR):
-                    rows = min(MR, nf - fr * MR)
-                    w_rows = w_filters + fr * MR * R + k0
-                    w_stride = R
-                    if rows < MR:
-                        for i in range(MR):
-                            if i < rows:
-                                memcpy(edge_rows + i * kc, w_rows + i * R,
-                                       kc * sizeof(floating))
-                            else:
-                                memset(edge_rows + i * kc, 0, kc * sizeof(floating))
-                        w_rows = edge_rows
-                        w_stride = kc
-                    for panel in range((qc + NR - 1) // NR):
-                        _stream_ukernel(kernels, kc, w_rows, w_stride,
-                                        b_packed + panel * kc * NR,
-                                        c_rows + fr * MR * QB + panel * NR, QB)
+                if dot:
+                    for q in range(qc):
+                        _im2col_tile(kernels, x_group + (q0 + q) // P * image_stride, &s, k0, kc,
+                                     (q0 + q) % P, 1, 1, b_packed + q * KC)
+                    _stream_dot_block(kernels, kc, w_filters + k0, R, nf, MR, b_packed,
+                                      dot_offsets, qc, c_rows, QB)
+                else:
+                    _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, q0, qc,
+                                            NR, b_packed)
+                    _stream_broadcast_block(kernels, kc, w_filters + k0, R, nf, MR, NR,
+                                            b_packed, qc, c_rows, QB, edge_rows)
             for q in range(qc):
                 n = (q0 + q) // P
                 p = (q0 + q) % P

@@ -293,8 +293,6 @@ def test_gemm_over_the_batch_equals_the_per_image_gemm_bit_for_bit(isa, dtype, n
     x, w, b, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
                                            case.dilation, case.groups)
     assert geometry.HO * geometry.WO < conv_module.GEMM_OVER_BATCH_BELOW_PIXELS
-    assert (conv_module._forward_driver("im2col", geometry, np.dtype(dtype))
-            is _conv.conv2d_im2col_over_batch)
     bias = np.zeros(1, dtype) if b is None else b
     results = []
     for driver in (_conv.conv2d_im2col, _conv.conv2d_im2col_over_batch):
@@ -319,17 +317,28 @@ STREAMING_CASES = {
     "K3000_split_filter_tasks": Case(1, 2, 3, 3, 3000, 1, 1, bias=False),
     "groups_3_stride_2_dilation_2": Case(4, 9, 9, 8, 30, 3, 2, stride=2, dilation=2, groups=3,
                                          padding=1),
+    # At most 4 or 6 pixels (the dot tiles' width): dot products along the taps, in blocks of
+    # 16384 taps or fewer (R=18000: two blocks with AVX-512 float32, three in float64).
+    "dot_5_pixels_K13": Case(5, 30, 3, 3, 13, 3, 3),
+    "dot_one_pixel_reduction_18000": Case(1, 2000, 3, 3, 5, 3, 3),
+    "dot_3_pixels_groups_2_no_bias": Case(3, 8, 2, 2, 10, 2, 2, groups=2, bias=False),
 }
 
 
-def _run_streaming_driver(case, dtype, seed=7):
-    from fastconv import _conv, conv as conv_module
+def _run_streaming_driver(isa, case, dtype, seed=7):
+    """The streaming driver's result on case (skipped where the ISA runs it on neither of its
+    kernels), with the inputs."""
+    from fastconv import _config, _conv, _runtime, conv as conv_module
     from fastconv._geometry import conv2d_geometry
 
     x, w, b = make_inputs(case, dtype, seed)
     x_in, w_in = x, w
     x, w, b_in, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
                                               case.dilation, case.groups)
+    pixels = geometry.N * geometry.HO * geometry.WO
+    if (_runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None
+            and pixels > _conv.gemm_stream_dot_pixels(_config.isa_code())):
+        pytest.skip(f"the {isa} path streams only batches of few pixels")
     y = np.full(geometry.output_shape, np.nan, dtype)
     _conv.conv2d_im2col_streaming_filters(
         x, w, np.zeros(1, dtype) if b is None else b_in, b is not None, y,
@@ -337,31 +346,22 @@ def _run_streaming_driver(case, dtype, seed=7):
     return y, x_in, w_in, b
 
 
-def _skip_without_streaming_kernel(isa, dtype):
-    from fastconv import _runtime
-
-    if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None:
-        pytest.skip(f"the {isa} path has no filter-streaming kernel")
-
-
 @pytest.mark.parametrize("name", list(STREAMING_CASES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_streaming_filters_gemm_matches_oracle(isa, dtype, name):
-    _skip_without_streaming_kernel(isa, dtype)
     case = STREAMING_CASES[name]
-    y, x, w, b = _run_streaming_driver(case, dtype)
+    y, x, w, b = _run_streaming_driver(isa, case, dtype)
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype,
                                                                        restore_threads):
-    _skip_without_streaming_kernel(isa, dtype)
     case = STREAMING_CASES["K21_many_pixel_blocks_N50"]
     results = []
     for threads in (1, 2, 3):
         fastconv.set_num_threads(threads)
-        results.append(_run_streaming_driver(case, dtype)[0])
+        results.append(_run_streaming_driver(isa, case, dtype)[0])
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
 
@@ -373,14 +373,13 @@ def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_streaming_filters_gemm_matches_oracle_on_random_geometries(
         isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
-    _skip_without_streaming_kernel(isa, dtype)
     stride = 1 if padding == "same" else stride
     extent = dilation * (F - 1) + 1
     if padding != "same":
         H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
     case = Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
                 dilation=dilation, groups=groups, bias=bias)
-    y, x, w, b = _run_streaming_driver(case, dtype, seed)
+    y, x, w, b = _run_streaming_driver(isa, case, dtype, seed)
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
 
@@ -389,9 +388,10 @@ FC6_AS_CONV = dict(C=512, H=12, W=12, K=4096, FH=7, FW=7, HO=6, WO=6)
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype):
-    """VGG's fc6 as a 7x7 convolution on 12x12 maps (411 MB of float32 filters, 36 pixels)
-    streams its filters on AVX2 and AVX-512; small filters, and 1 or 8 pixels where AVX-512's
-    packing is vectorised (float32), keep the packed GEMM over the batch."""
+    """VGG's fc6 as a 7x7 convolution (411 MB of float32 filters) streams its filters: for 36
+    pixels (12x12 maps) on AVX2 and AVX-512, for 1 pixel (7x7 maps) on every path, for 8 where
+    the packed GEMM's filter pack is not vectorised. Small filters with more pixels than the
+    dot tiles, and planes of 64 pixels or more, keep the GEMMs."""
     from fastconv import _conv, _runtime, conv as conv_module
     from fastconv._geometry import Conv2dGeometry
 
@@ -404,11 +404,14 @@ def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype
         return conv_module._forward_driver("im2col", geometry, dtype)
 
     streaming, packed = _conv.conv2d_im2col_streaming_filters, _conv.conv2d_im2col_over_batch
+    one_pixel = dict(H=7, W=7, HO=1, WO=1)
     assert driver(1) is (streaming if has_kernel else packed)
+    assert driver(1, **one_pixel) is streaming
+    assert driver(1, K=64, **one_pixel) is streaming
     assert driver(1, K=64) is packed
-    one_pixel = driver(1, H=7, W=7, HO=1, WO=1)
-    assert one_pixel is (packed if not has_kernel or (isa, dtype) == ("avx512", np.float32)
-                         else streaming)
+    eight_pixels = driver(8, **one_pixel)
+    assert eight_pixels is (streaming if has_kernel and (isa, dtype) != ("avx512", np.float32)
+                            else packed)
     assert driver(1, H=20, W=20, HO=14, WO=14) is _conv.conv2d_im2col
 
 
