@@ -912,6 +912,41 @@ cdef void _pack_im2col_over_batch(const fc_kernel_table *kernels, const floating
             q = q + run
 
 
+cdef struct SmallPlaneTask:
+    # A task of the GEMMs over the batch's pixels: group g, pixels [q0, q0 + qc) of the batch,
+    # filters [f_begin, f_begin + nf) of the group.
+    Py_ssize_t g, q0, qc, f_begin, nf
+
+
+cdef inline SmallPlaneTask _small_plane_task(Py_ssize_t t, Py_ssize_t filter_tasks,
+                                             Py_ssize_t pixel_blocks, Py_ssize_t QB,
+                                             Py_ssize_t Q, Py_ssize_t filters_per_task,
+                                             Py_ssize_t KG) noexcept nogil:
+    """Task t, filter blocks varying fastest (consecutive tasks share a block of pixels)."""
+    cdef SmallPlaneTask task
+    task.g = t // (filter_tasks * pixel_blocks)
+    task.q0 = (t // filter_tasks) % pixel_blocks * QB
+    task.qc = min(QB, Q - task.q0)
+    task.f_begin = t % filter_tasks * filters_per_task
+    task.nf = min(KG - task.f_begin, filters_per_task)
+    return task
+
+
+cdef void _store_small_plane(floating *y, const floating *c, Py_ssize_t q_stride,
+                             Py_ssize_t f_stride, SmallPlaneTask task, Py_ssize_t KG,
+                             Py_ssize_t K, Py_ssize_t P) noexcept nogil:
+    """y[n, g*KG + f_begin + f, p] = c[q*q_stride + f*f_stride] for the task's pixels
+    q0 + q = n*P + p and filters f < nf."""
+    cdef Py_ssize_t q, f, n, p
+    cdef floating *y_row
+    for q in range(task.qc):
+        n = (task.q0 + q) // P
+        p = (task.q0 + q) % P
+        y_row = y + (n * K + task.g * KG + task.f_begin) * P + p
+        for f in range(task.nf):
+            y_row[f * P] = c[q * q_stride + f * f_stride]
+
+
 def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                              const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                              Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
@@ -947,11 +982,11 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
         (num_threads, a_size + b_size + c_size),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
-    cdef Py_ssize_t t, g, qb, ft, q0, qc, f_begin, nf, ldt, kb, k0, kc, jr, ir, q, f, n, p
+    cdef Py_ssize_t t, ldt, kb, k0, kc, jr, ir, q, f
+    cdef SmallPlaneTask task
     cdef floating *a_packed
     cdef floating *b_packed
     cdef floating *c_rows
-    cdef floating *y_row
     cdef const floating *x_group
     cdef const floating *w_filters
     with nogil:
@@ -959,38 +994,27 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
             a_packed = &workspace[threadid(), 0]
             b_packed = a_packed + a_size
             c_rows = b_packed + b_size
-            ft = t % filter_tasks
-            qb = (t // filter_tasks) % pixel_blocks
-            g = t // (filter_tasks * pixel_blocks)
-            q0 = qb * QB
-            qc = min(QB, Q - q0)
-            f_begin = ft * filters_per_task
-            nf = min(KG - f_begin, filters_per_task)
-            ldt = (nf + NR - 1) // NR * NR
-            x_group = &x[0, 0, 0, 0] + g * CG * s.H * s.W
-            w_filters = &w[0, 0, 0, 0] + (g * KG + f_begin) * R
+            task = _small_plane_task(t, filter_tasks, pixel_blocks, QB, Q, filters_per_task, KG)
+            ldt = (task.nf + NR - 1) // NR * NR
+            x_group = &x[0, 0, 0, 0] + task.g * CG * s.H * s.W
+            w_filters = &w[0, 0, 0, 0] + (task.g * KG + task.f_begin) * R
             # Rows of C^T start as the bias, so the sum runs in conv2d_im2col's order.
-            for q in range((qc + MR - 1) // MR * MR):
+            for q in range((task.qc + MR - 1) // MR * MR):
                 for f in range(ldt):
-                    c_rows[q * ldt + f] = (
-                        bias[g * KG + f_begin + f] if has_bias and f < nf else 0)
+                    c_rows[q * ldt + f] = (bias[task.g * KG + task.f_begin + f]
+                                           if has_bias and f < task.nf else 0)
             for kb in range((R + GEMM_KC - 1) // GEMM_KC):
                 k0 = kb * GEMM_KC
                 kc = min(GEMM_KC, R - k0)
                 _pack_im2col_over_batch(kernels, x_group, groups * CG * s.H * s.W, &s, k0, kc,
-                                        q0, qc, MR, a_packed)
+                                        task.q0, task.qc, MR, a_packed)
                 for jr in range(ldt // NR):
-                    _pack_a(kernels, w_filters + jr * NR * R + k0, R, min(NR, nf - jr * NR),
-                            kc, NR, b_packed)
-                    for ir in range((qc + MR - 1) // MR):
+                    _pack_a(kernels, w_filters + jr * NR * R + k0, R,
+                            min(NR, task.nf - jr * NR), kc, NR, b_packed)
+                    for ir in range((task.qc + MR - 1) // MR):
                         _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed,
                                  c_rows + ir * MR * ldt + jr * NR, ldt, 1)
-            for q in range(qc):
-                n = (q0 + q) // P
-                p = (q0 + q) % P
-                y_row = &y[0, 0, 0, 0] + (n * K + g * KG + f_begin) * P + p
-                for f in range(nf):
-                    y_row[f * P] = c_rows[q * ldt + f]
+            _store_small_plane(&y[0, 0, 0, 0], c_rows, ldt, 1, task, KG, K, P)
 
 
 cdef inline void _stream_ukernel(const fc_kernel_table *kernels, Py_ssize_t kc,
@@ -1148,16 +1172,16 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
         (num_threads, b_size + c_size + edge_size),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
-    cdef Py_ssize_t t, g, qb, ft, q0, qc, f_begin, nf, kb, k0, kc, q, f, n, p
+    cdef Py_ssize_t t, kb, k0, kc, q, f
     cdef Py_ssize_t image_stride = groups * CG * s.H * s.W
     # The dot tiles' pixel columns lie KC apart in the packed block (dw_tt <= 16 on every ISA).
     cdef Py_ssize_t dot_offsets[16]
     for q in range(min(NR, 16)):
         dot_offsets[q] = q * KC
+    cdef SmallPlaneTask task
     cdef floating *b_packed
     cdef floating *c_rows
     cdef floating *edge_rows
-    cdef floating *y_row
     cdef const floating *x_group
     cdef const floating *w_filters
     with nogil:
@@ -1165,40 +1189,30 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             b_packed = &workspace[threadid(), 0]
             c_rows = b_packed + b_size
             edge_rows = c_rows + c_size
-            ft = t % filter_tasks
-            qb = (t // filter_tasks) % pixel_blocks
-            g = t // (filter_tasks * pixel_blocks)
-            q0 = qb * QB
-            qc = min(QB, Q - q0)
-            f_begin = ft * filters_per_task
-            nf = min(KG - f_begin, filters_per_task)
-            x_group = &x[0, 0, 0, 0] + g * CG * s.H * s.W
-            w_filters = &w[0, 0, 0, 0] + (g * KG + f_begin) * R
+            task = _small_plane_task(t, filter_tasks, pixel_blocks, QB, Q, filters_per_task, KG)
+            x_group = &x[0, 0, 0, 0] + task.g * CG * s.H * s.W
+            w_filters = &w[0, 0, 0, 0] + (task.g * KG + task.f_begin) * R
             # Outputs start as the bias, then take the kc-long blocks' sums in order (rows past
             # nf, up to a whole row block, are written and never read).
-            for f in range((nf + MR - 1) // MR * MR):
+            for f in range((task.nf + MR - 1) // MR * MR):
                 for q in range(QB):
-                    c_rows[f * QB + q] = bias[g * KG + f_begin + f] if has_bias and f < nf else 0
+                    c_rows[f * QB + q] = (bias[task.g * KG + task.f_begin + f]
+                                          if has_bias and f < task.nf else 0)
             for kb in range((R + KC - 1) // KC):
                 k0 = kb * KC
                 kc = min(KC, R - k0)
                 if dot:
-                    for q in range(qc):
-                        _im2col_tile(kernels, x_group + (q0 + q) // P * image_stride, &s, k0, kc,
-                                     (q0 + q) % P, 1, 1, b_packed + q * KC)
-                    _stream_dot_block(kernels, kc, w_filters + k0, R, nf, MR, b_packed,
-                                      dot_offsets, qc, c_rows, QB)
+                    for q in range(task.qc):
+                        _im2col_tile(kernels, x_group + (task.q0 + q) // P * image_stride, &s,
+                                     k0, kc, (task.q0 + q) % P, 1, 1, b_packed + q * KC)
+                    _stream_dot_block(kernels, kc, w_filters + k0, R, task.nf, MR, b_packed,
+                                      dot_offsets, task.qc, c_rows, QB)
                 else:
-                    _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, q0, qc,
-                                            NR, b_packed)
-                    _stream_broadcast_block(kernels, kc, w_filters + k0, R, nf, MR, NR,
-                                            b_packed, qc, c_rows, QB, edge_rows)
-            for q in range(qc):
-                n = (q0 + q) // P
-                p = (q0 + q) % P
-                y_row = &y[0, 0, 0, 0] + (n * K + g * KG + f_begin) * P + p
-                for f in range(nf):
-                    y_row[f * P] = c_rows[f * QB + q]
+                    _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, task.q0,
+                                            task.qc, NR, b_packed)
+                    _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
+                                            b_packed, task.qc, c_rows, QB, edge_rows)
+            _store_small_plane(&y[0, 0, 0, 0], c_rows, 1, QB, task, KG, K, P)
 
 
 def rotate_filters(const floating[:, :, :, ::1] w, Py_ssize_t groups, int num_threads):

@@ -303,6 +303,17 @@ def test_gemm_over_the_batch_equals_the_per_image_gemm_bit_for_bit(isa, dtype, n
     assert_matches_reference(results[1], x, w, b, **case.reference_kwargs())
 
 
+def _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias):
+    """A Case from drawn parameters: unit stride with "same" (PyTorch allows no other), and an
+    input at least as large as the dilated kernel minus the padding."""
+    stride = 1 if padding == "same" else stride
+    extent = dilation * (F - 1) + 1
+    if padding != "same":
+        H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
+    return Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, bias=bias)
+
+
 # ---------------------------------------------------------------------------------------------
 # Small output planes with big filters: the GEMM that streams the filters from where they lie
 # ---------------------------------------------------------------------------------------------
@@ -373,12 +384,7 @@ def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_streaming_filters_gemm_matches_oracle_on_random_geometries(
         isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
-    stride = 1 if padding == "same" else stride
-    extent = dilation * (F - 1) + 1
-    if padding != "same":
-        H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
-    case = Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
-                dilation=dilation, groups=groups, bias=bias)
+    case = _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias)
     y, x, w, b = _run_streaming_driver(isa, case, dtype, seed)
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
@@ -514,13 +520,7 @@ def test_filter_tiles_match_oracle(isa, dtype, name):
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_direct_tiles_of_many_filters_match_oracle_on_random_geometries(
         isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
-    # "same" (unit stride only) pads even extents at the bottom and right only.
-    stride = 1 if padding == "same" else stride
-    extent = dilation * (F - 1) + 1
-    if padding != "same":
-        H, W = max(H, extent - 2 * padding), max(W, extent - 2 * padding)
-    case = Case(N, CG * groups, H, W, KG * groups, F, F, stride=stride, padding=padding,
-                dilation=dilation, groups=groups, bias=bias)
+    case = _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias)
     x, w, b = make_inputs(case, dtype, seed)
     y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
