@@ -66,11 +66,9 @@ cdef enum:
     # and wide: 4 tasks for a 4096-filter FC layer, not MIN_TASKS.
     GEMM_OVER_BATCH_FILTER_PANELS = 32
     GEMM_OVER_BATCH_MIN_TASKS = 2
-    # conv2d_im2col_streaming_filters: the packed pixels of a block (B_BYTES; the reduction length
-    # per block follows from it: 2048 for one 48-pixel panel of floats, where 256 measured 10%
-    # slower on the FC layer and 8192 outgrew L2), most pixel panels per block (each block reads
-    # the filters from memory again), and the task's block of outputs (C_BYTES).
-    GEMM_STREAM_B_BYTES = 393216
+    # conv2d_im2col_streaming_filters: most pixel panels per block (each block reads the
+    # filters from memory again; its packed pixels take panels * NR * GEMM_KC elements), and
+    # the task's block of outputs (C_BYTES).
     GEMM_STREAM_PIXEL_PANELS = 8
     GEMM_STREAM_C_BYTES = 524288
     # Fewer tasks than this and the drivers split the work further, so both threads have some.
@@ -1053,18 +1051,6 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
                             c + fr * MR * ldc + panel * NR, ldc)
 
 
-cdef void _stream_dot_block(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *w,
-                            Py_ssize_t R, Py_ssize_t nf, Py_ssize_t MR, const floating *pixels,
-                            const Py_ssize_t *pixel_offsets, Py_ssize_t qc, floating *c,
-                            Py_ssize_t ldc) noexcept nogil:
-    """c[f, q] += dot(w[f, 0:kc], pixels[pixel_offsets[q]:][0:kc]) for f < nf, q < qc: the
-    backward-weights dot tiles, MR (dw_kt) filter rows at a time (they read only rows < nf)."""
-    cdef Py_ssize_t fr
-    for fr in range((nf + MR - 1) // MR):
-        _backward_weight_tile(kernels, 1, kc, w + fr * MR * R, R, 0, pixels, 0, pixel_offsets,
-                              c + fr * MR * ldc, ldc, min(MR, nf - fr * MR), qc)
-
-
 # Filters of at least this many bytes per group are read from memory on every call (no L2, nor
 # a fair share of a shared L3, holds them): then streaming them can pay.
 GEMM_STREAM_MIN_FILTER_BYTES = 16 << 20
@@ -1073,39 +1059,32 @@ GEMM_STREAM_MIN_FILTER_BYTES = 16 << 20
 def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint single):
     """True when a small-plane layer (Q output pixels over the batch, filter_bytes of filters
     per group) runs `conv2d_im2col_streaming_filters` rather than `conv2d_im2col_over_batch`.
+    Both give the same bits, so the choice may depend on the batch.
 
-    At most dw_tt pixels always stream, on the dot tiles (measured on one core, streaming /
-    packed: fc6 on 7x7 maps, 411 MB of filters, 1 pixel 51 / 116 ms with AVX-512, 64 / 198 ms
-    with AVX2; 6 pixels 57 / 112 ms; 9.4 MB of filters, 1 pixel 0.9 / 2.2 ms; 2.4 MB, 4 pixels
-    0.5 / 0.9 ms). More pixels stream on the broadcasting kernel (AVX2, AVX-512) when the
-    filters come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES). Where the packed GEMM's
-    filter pack is vectorised (AVX-512 float32) that GEMM keeps its lane advantage, so
-    streaming must not compute more than 8/7 of its rows: 48-pixel panels against 14-pixel
-    rows (Q=36 48 vs 42 rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70 1.13x; Q=98 144
-    vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=8 1.4x). Elsewhere the pack is scalar and streaming
-    measured 0.44-0.63x for every Q from 8 to 288 (AVX2 float32, AVX-512 float64).
+    Streaming needs filters that come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES) and a
+    streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
+    (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
+    than 8/7 of its rows: 48-pixel panels against 14-pixel rows (measured on one core, ratios
+    streaming / packed: Q=36 48 vs 42 rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
+    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x). Elsewhere the
+    pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
+    AVX-512 float64).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef bint has_kernel, fast_pack
-    cdef Py_ssize_t NR, MR
-    if Q <= kernels.dw_tt:
-        return True
+    cdef Py_ssize_t stream_columns, packed_rows
     if single:
         has_kernel = kernels.sgemm_stream_ukernel != NULL
         fast_pack = kernels.spack_kmajor != fc_spack_kmajor__generic
-        NR, MR = kernels.sgemm_stream_nr, kernels.sgemm_mr
+        stream_columns, packed_rows = kernels.sgemm_stream_nr, kernels.sgemm_mr
     else:
         has_kernel = kernels.dgemm_stream_ukernel != NULL
         fast_pack = kernels.dpack_kmajor != fc_dpack_kmajor__generic
-        NR, MR = kernels.dgemm_stream_nr, kernels.dgemm_mr
+        stream_columns, packed_rows = kernels.dgemm_stream_nr, kernels.dgemm_mr
     if not has_kernel or filter_bytes < GEMM_STREAM_MIN_FILTER_BYTES:
         return False
-    return not fast_pack or 7 * ((Q + NR - 1) // NR * NR) <= 8 * ((Q + MR - 1) // MR * MR)
-
-
-def gemm_stream_dot_pixels(int isa):
-    """Batches of at most this many pixels stream on the dot tiles (dw_tt of the ISA)."""
-    return fc_kernel_table_for(isa).dw_tt
+    return not fast_pack or (7 * ((Q + stream_columns - 1) // stream_columns * stream_columns)
+                             <= 8 * ((Q + packed_rows - 1) // packed_rows * packed_rows))
 
 
 def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
@@ -1127,14 +1106,10 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     pixel panels; each filter's block of taps is read from memory once per pixel block and from
     cache for its other panels.
 
-    A batch of at most dw_tt pixels (6 with AVX-512, 4 elsewhere: fc6 on 7x7 maps has one per
-    image) would leave most of those lanes empty; it runs on the backward-weights dot tiles
-    instead, dw_kt filter rows (4 with AVX-512) against each pixel's column, vectorised along
-    the taps and summed across the lanes once per block of taps. That is also the one mode of
-    the generic path, which has no streaming kernel.
-
-    Sums run in fixed kc-long blocks in a fixed order (independent of the thread count), but
-    not conv2d_im2col's blocks.
+    Every output is the bias plus the same GEMM_KC-long blocks of products, each summed from
+    zero in increasing order, as in `conv2d_im2col` and `conv2d_im2col_over_batch`: the bits
+    depend on neither the batch nor the thread count. (2048-long blocks measured up to 10%
+    faster on the FC layer, but would make an image's result depend on its batch.)
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR, NR
@@ -1142,21 +1117,18 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     cdef ConvShape s = _conv_shape(x.shape[2], x.shape[3], w.shape[2], w.shape[3], y.shape[2],
                                    y.shape[3], SH, SW, PH, PW, DH, DW)
     cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO, Q = N * P
-    cdef bint dot = Q <= kernels.dw_tt
-    if not dot and (kernels.sgemm_stream_ukernel == NULL if floating is float
-                    else kernels.dgemm_stream_ukernel == NULL):
-        raise ValueError(f"conv2d_im2col_streaming_filters: no streaming kernel on this ISA for "
-                         f"{Q} pixels (at most {kernels.dw_tt} run on its dot tiles)")
-    if dot:
-        MR, NR = kernels.dw_kt, kernels.dw_tt
-    elif floating is float:
+    if (kernels.sgemm_stream_ukernel == NULL if floating is float
+            else kernels.dgemm_stream_ukernel == NULL):
+        raise ValueError("conv2d_im2col_streaming_filters: this ISA has no streaming kernel")
+    if floating is float:
         MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
     else:
         MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
     cdef Py_ssize_t panels = min((Q + NR - 1) // NR, GEMM_STREAM_PIXEL_PANELS)
     cdef Py_ssize_t QB = panels * NR, pixel_blocks = (Q + QB - 1) // QB
-    cdef Py_ssize_t KC = max(GEMM_KC, GEMM_STREAM_B_BYTES // (QB * <Py_ssize_t>sizeof(floating)) // 16 * 16)
-    cdef Py_ssize_t FT = max(MR, GEMM_STREAM_C_BYTES // (QB * <Py_ssize_t>sizeof(floating)) // MR * MR)
+    cdef Py_ssize_t KC = GEMM_KC
+    cdef Py_ssize_t FT = max(MR, GEMM_STREAM_C_BYTES // (QB * <Py_ssize_t>sizeof(floating))
+                             // MR * MR)
     cdef Py_ssize_t filters_per_task, filter_tasks
     filters_per_task, filter_tasks = _split_rows(KG, groups * pixel_blocks, MR,
                                                  GEMM_OVER_BATCH_MIN_TASKS)
@@ -1174,10 +1146,6 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
     cdef Py_ssize_t t, kb, k0, kc, q, f
     cdef Py_ssize_t image_stride = groups * CG * s.H * s.W
-    # The dot tiles' pixel columns lie KC apart in the packed block (dw_tt <= 16 on every ISA).
-    cdef Py_ssize_t dot_offsets[16]
-    for q in range(min(NR, 16)):
-        dot_offsets[q] = q * KC
     cdef SmallPlaneTask task
     cdef floating *b_packed
     cdef floating *c_rows
@@ -1201,17 +1169,10 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             for kb in range((R + KC - 1) // KC):
                 k0 = kb * KC
                 kc = min(KC, R - k0)
-                if dot:
-                    for q in range(task.qc):
-                        _im2col_tile(kernels, x_group + (task.q0 + q) // P * image_stride, &s,
-                                     k0, kc, (task.q0 + q) % P, 1, 1, b_packed + q * KC)
-                    _stream_dot_block(kernels, kc, w_filters + k0, R, task.nf, MR, b_packed,
-                                      dot_offsets, task.qc, c_rows, QB)
-                else:
-                    _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, task.q0,
-                                            task.qc, NR, b_packed)
-                    _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
-                                            b_packed, task.qc, c_rows, QB, edge_rows)
+                _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, task.q0,
+                                        task.qc, NR, b_packed)
+                _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
+                                        b_packed, task.qc, c_rows, QB, edge_rows)
             _store_small_plane(&y[0, 0, 0, 0], c_rows, 1, QB, task, KG, K, P)
 
 

@@ -52,8 +52,8 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
                                     double *c, ptrdiff_t ldc, int accumulate);
 
 /*
- * Filter-streaming GEMM micro-kernel contract (all ISAs, both dtypes), for MR filter rows x NR
- * pixel columns (sgemm_stream_mr x sgemm_stream_nr in the table):
+ * Filter-streaming GEMM micro-kernel contract (AVX2 and AVX-512, both dtypes), for MR filter rows
+ * x NR pixel columns (sgemm_stream_mr x sgemm_stream_nr in the table):
  *
  *     C[i*ldc + j] += sum_{p < kc} w[i*w_row_stride + p] * b[p*NR + j]
  *
@@ -61,7 +61,7 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  * stored row by row, zero-padded to NR. As in the GEMM micro-kernels the sum over p is formed from
  * zero in increasing p and only then added to C. For layers that read their filters once per
  * call: the rows are broadcast as they stream in from memory, with no packing pass in between.
- * AVX2 and AVX-512 only (the generic table has NULL: its packed GEMM measured 3-5x faster).
+ * The generic table has NULL (compiled without SIMD, the packed GEMM measured 3-5x faster).
  */
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                            const float *b, float *c, ptrdiff_t ldc);

@@ -81,7 +81,8 @@ void fc_dgemm_ukernel_6x8__avx2(ptrdiff_t kc, const double *restrict a,
     }
 }
 
-/* Filter-streaming micro-kernels: float 4x24, double 4x12 (body: gemm_stream_ukernel.simd.template.c). */
+/* Filter-streaming micro-kernels, float 4x24 and double 4x12
+ * (body: gemm_stream_ukernel.simd.template.c). */
 #define FC_STREAM_MR 4
 
 #define FC_SINGLE 1

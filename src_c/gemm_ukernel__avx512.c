@@ -82,7 +82,8 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *restrict a,
     }
 }
 
-/* Filter-streaming micro-kernels: float 8x48, double 8x24 (body: gemm_stream_ukernel.simd.template.c). */
+/* Filter-streaming micro-kernels, float 8x48 and double 8x24
+ * (body: gemm_stream_ukernel.simd.template.c). */
 #define FC_STREAM_MR 8
 
 #define FC_SINGLE 1

@@ -320,40 +320,40 @@ def _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias):
 
 STREAMING_CASES = {
     **{name: NAMED_CASES[name] for name in SMALL_PLANE_CASES},
-    # Filter rows of 8 (AVX-512) or 4 (AVX2) with a partial last block, reductions longer than
-    # the 2048-tap blocks (a partial last one), several pixel blocks of 8 panels, and filter
-    # blocks split because one task's outputs would outgrow their workspace.
-    "K13_reduction_2250_two_tap_blocks": Case(1, 250, 5, 5, 13, 3, 3),
+    # Filter rows of 8 (AVX-512) or 4 (AVX2) with a partial last block, reductions over several
+    # 256-tap blocks (a partial last one), several pixel blocks of 8 panels, filters split into
+    # tasks for the threads, and filter blocks cut because one task's outputs would outgrow
+    # their workspace (KG over GEMM_STREAM_C_BYTES / (8 panels of pixels): 700 > 336 floats).
+    "K13_reduction_2250": Case(1, 250, 5, 5, 13, 3, 3),
     "K21_many_pixel_blocks_N50": Case(50, 3, 5, 5, 21, 3, 3, padding=1),
-    "K3000_split_filter_tasks": Case(1, 2, 3, 3, 3000, 1, 1, bias=False),
+    "K3000_filter_tasks": Case(1, 2, 3, 3, 3000, 1, 1, bias=False),
+    "K700_filter_blocks_cut_by_workspace": Case(20, 2, 5, 5, 700, 1, 1),
+    "groups_2_K1402_filter_blocks_cut": Case(20, 4, 7, 7, 1402, 3, 3, groups=2, padding=1),
     "groups_3_stride_2_dilation_2": Case(4, 9, 9, 8, 30, 3, 2, stride=2, dilation=2, groups=3,
                                          padding=1),
-    # At most 4 or 6 pixels (the dot tiles' width): dot products along the taps, in blocks of
-    # 16384 taps or fewer (R=18000: two blocks with AVX-512 float32, three in float64).
-    "dot_5_pixels_K13": Case(5, 30, 3, 3, 13, 3, 3),
-    "dot_one_pixel_reduction_18000": Case(1, 2000, 3, 3, 5, 3, 3),
-    "dot_3_pixels_groups_2_no_bias": Case(3, 8, 2, 2, 10, 2, 2, groups=2, bias=False),
 }
 
 
-def _run_streaming_driver(isa, case, dtype, seed=7):
-    """The streaming driver's result on case (skipped where the ISA runs it on neither of its
-    kernels), with the inputs."""
-    from fastconv import _config, _conv, _runtime, conv as conv_module
+def _run_streaming_driver(isa, case, dtype, seed=7, driver="conv2d_im2col_streaming_filters",
+                          threads=None):
+    """A small-plane driver's result on case (skipped where the ISA has no streaming kernel),
+    with the inputs. threads: passed to the driver as is (the public calls give small layers
+    one thread)."""
+    from fastconv import _conv, _runtime, conv as conv_module
     from fastconv._geometry import conv2d_geometry
 
+    if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None:
+        pytest.skip(f"the {isa} path has no filter-streaming kernel")
     x, w, b = make_inputs(case, dtype, seed)
     x_in, w_in = x, w
     x, w, b_in, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
                                               case.dilation, case.groups)
-    pixels = geometry.N * geometry.HO * geometry.WO
-    if (_runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None
-            and pixels > _conv.gemm_stream_dot_pixels(_config.isa_code())):
-        pytest.skip(f"the {isa} path streams only batches of few pixels")
     y = np.full(geometry.output_shape, np.nan, dtype)
-    _conv.conv2d_im2col_streaming_filters(
-        x, w, np.zeros(1, dtype) if b is None else b_in, b is not None, y,
-        *conv_module._driver_arguments(geometry))
+    arguments = list(conv_module._driver_arguments(geometry))
+    if threads is not None:
+        arguments[-1] = threads
+    getattr(_conv, driver)(x, w, np.zeros(1, dtype) if b is None else b_in, b is not None, y,
+                           *arguments)
     return y, x_in, w_in, b
 
 
@@ -365,16 +365,48 @@ def test_streaming_filters_gemm_matches_oracle(isa, dtype, name):
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
 
+@pytest.mark.parametrize("name", list(STREAMING_CASES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype,
-                                                                       restore_threads):
+def test_streaming_filters_gemm_equals_the_packed_gemms_bit_for_bit(isa, dtype, name):
+    """Same blocks, same order: which GEMM a batch takes never changes an image's bits."""
+    case = STREAMING_CASES[name]
+    streamed = _run_streaming_driver(isa, case, dtype)[0]
+    for driver in ("conv2d_im2col", "conv2d_im2col_over_batch"):
+        np.testing.assert_array_equal(
+            _run_streaming_driver(isa, case, dtype, driver=driver)[0], streamed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype):
     case = STREAMING_CASES["K21_many_pixel_blocks_N50"]
-    results = []
-    for threads in (1, 2, 3):
-        fastconv.set_num_threads(threads)
-        results.append(_run_streaming_driver(isa, case, dtype)[0])
+    results = [_run_streaming_driver(isa, case, dtype, threads=threads)[0]
+               for threads in (1, 2, 3)]
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_fc_layer_with_streamed_filters_equals_each_image_alone(isa, restore_threads):
+    """End to end through conv2d: filters of 18.9 MB (past GEMM_STREAM_MIN_FILTER_BYTES) on
+    1x1 outputs, a batch of 40 (streamed where a kernel exists) against each image alone (1
+    pixel: the packed GEMM with AVX-512 float32), on two threads."""
+    from fastconv import _conv, conv as conv_module
+    from fastconv._geometry import conv2d_geometry
+
+    fastconv.set_num_threads(2)
+    case = Case(40, 1024, 3, 3, 512, 3, 3)
+    x, w, b = make_inputs(case, np.float32, seed=11)
+    geometry = conv2d_geometry("conv2d", x, w, b, 1, 0, 1, 1)[3]
+    assert w.nbytes >= _conv.GEMM_STREAM_MIN_FILTER_BYTES
+    batch_driver = conv_module._forward_driver("im2col", geometry, w.dtype)
+    assert (batch_driver is _conv.conv2d_im2col_streaming_filters) == (isa != "generic")
+    y = conv2d(x, w, b, algorithm="im2col")
+    for n in (0, 17, 39):
+        np.testing.assert_array_equal(conv2d(x[n:n + 1], w, b, algorithm="im2col")[0], y[n])
+    # A 3x3 kernel on 3x3 maps: each output is one dot product (the loop oracle takes minutes).
+    x64, w64 = x.reshape(40, -1).astype(np.float64), w.reshape(512, -1).astype(np.float64)
+    ref = x64 @ w64.T + b
+    scale = np.abs(x64) @ np.abs(w64).T + np.abs(b)
+    assert_close(y[:, :, 0, 0], ref, scale, np.float32)
 
 
 @given(N=st.integers(1, 12), CG=st.integers(1, 12), KG=st.integers(1, 40),
@@ -394,10 +426,10 @@ FC6_AS_CONV = dict(C=512, H=12, W=12, K=4096, FH=7, FW=7, HO=6, WO=6)
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype):
-    """VGG's fc6 as a 7x7 convolution (411 MB of float32 filters) streams its filters: for 36
-    pixels (12x12 maps) on AVX2 and AVX-512, for 1 pixel (7x7 maps) on every path, for 8 where
-    the packed GEMM's filter pack is not vectorised. Small filters with more pixels than the
-    dot tiles, and planes of 64 pixels or more, keep the GEMMs."""
+    """VGG's fc6 as a 7x7 convolution (411 MB of float32 filters) streams its filters on AVX2
+    and AVX-512: for 36 pixels (12x12 maps) everywhere, for 1 pixel (7x7 maps) only where the
+    packed GEMM's filter pack is not vectorised (not AVX-512 float32). Small filters and
+    planes of 64 pixels or more keep the packed GEMMs."""
     from fastconv import _conv, _runtime, conv as conv_module
     from fastconv._geometry import Conv2dGeometry
 
@@ -410,14 +442,10 @@ def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype
         return conv_module._forward_driver("im2col", geometry, dtype)
 
     streaming, packed = _conv.conv2d_im2col_streaming_filters, _conv.conv2d_im2col_over_batch
-    one_pixel = dict(H=7, W=7, HO=1, WO=1)
     assert driver(1) is (streaming if has_kernel else packed)
-    assert driver(1, **one_pixel) is streaming
-    assert driver(1, K=64, **one_pixel) is streaming
+    assert driver(1, H=7, W=7, HO=1, WO=1) is (
+        streaming if has_kernel and (isa, dtype) != ("avx512", np.float32) else packed)
     assert driver(1, K=64) is packed
-    eight_pixels = driver(8, **one_pixel)
-    assert eight_pixels is (streaming if has_kernel and (isa, dtype) != ("avx512", np.float32)
-                            else packed)
     assert driver(1, H=20, W=20, HO=14, WO=14) is _conv.conv2d_im2col
 
 
