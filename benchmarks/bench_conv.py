@@ -198,6 +198,54 @@ class Conv2dBackwardWeightDrivers:
         self.backward_weight()
 
 
+# Small output planes (< 64 pixels) with filters from memory: the measurements behind
+# fastconv._conv.gemm_streams_filters.
+SMALL_PLANE_CASES = {
+    "fc_as_conv7": CONV["fc_as_conv7"],                  # 36 pixels, 411 MB of filters
+    "k1024_c512_7x7_N8": (8, 512, 12, 12, 1024, 7, 1, 0, 1),   # 288 pixels, 103 MB
+    "k4096_c512_3x3_N16": (16, 512, 4, 4, 4096, 3, 1, 0, 1),   # 64 pixels, 75 MB
+}
+SMALL_PLANE_DRIVERS = {"packed": "conv2d_im2col_over_batch",
+                       "streaming": "conv2d_im2col_streaming_filters"}
+
+
+class Conv2dSmallPlaneDrivers:
+    """conv2d forward with each GEMM over the batch's pixels forced: the packed one and the one
+    streaming the filters (same bits): time per call. Run with FASTCONV_ISA=avx2 for AVX2."""
+
+    params = (list(SMALL_PLANE_CASES), list(SMALL_PLANE_DRIVERS), THREADS)
+    param_names = ["case", "driver", "threads"]
+    timeout = 300
+
+    def setup(self, case, driver, threads):
+        try:
+            from fastconv import _config, _conv, _runtime
+            from fastconv._geometry import conv2d_geometry
+            from fastconv.conv import _driver_arguments
+        except ImportError:
+            raise NotImplementedError("this fastconv cannot force a small-plane driver") from None
+        run = getattr(_conv, SMALL_PLANE_DRIVERS[driver], None)
+        if run is None:
+            raise NotImplementedError(f"this fastconv has no {driver} small-plane driver")
+        if (driver == "streaming"
+                and _runtime.kernel_names(_config.get_isa())["gemm_stream"]["float32"] is None):
+            raise NotImplementedError("this ISA path has no filter-streaming kernel")
+        N, C, H, W, K, F, S, P, D = SMALL_PLANE_CASES[case]
+        x, w = make_arrays(SMALL_PLANE_CASES[case])
+        x, w, _, geometry, _ = conv2d_geometry("conv2d", x, w, None, S, P, D, 1)
+        y = np.empty(geometry.output_shape, np.float32)
+        bias = np.zeros(1, np.float32)
+        fastconv.set_num_threads(threads)
+        arguments = _driver_arguments(geometry)
+        self.forward = lambda: run(x, w, bias, False, y, *arguments)
+
+    def teardown(self, case, driver, threads):
+        fastconv.set_num_threads(None)
+
+    def time_forward(self, case, driver, threads):
+        self.forward()
+
+
 EVICTION_BYTES = 64 * 2**20
 
 
