@@ -1167,8 +1167,8 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             task = _small_plane_task(t, filter_tasks, pixel_blocks, QB, Q, filters_per_task, KG)
             x_group = &x[0, 0, 0, 0] + task.g * CG * s.H * s.W
             w_filters = &w[0, 0, 0, 0] + (task.g * KG + task.f_begin) * R
-            # Outputs start as the bias, then take the kc-long blocks' sums in order (rows past
-            # nf, up to a whole row block, are written and never read).
+            # Outputs start as the bias, then take the GEMM_KC-long blocks' sums in order (rows
+            # past nf, up to a whole row block, are written and never read).
             for f in range((task.nf + MR - 1) // MR * MR):
                 for q in range(QB):
                     c_rows[f * QB + q] = (bias[task.g * KG + task.f_begin + f]
