@@ -357,7 +357,10 @@ def _run_streaming_driver(isa, case, dtype, seed=7, driver="conv2d_im2col_stream
     return y, x_in, w_in, b
 
 
-@pytest.mark.parametrize("name", list(STREAMING_CASES))
+# The small-plane cases are checked against the oracle on the over-batch GEMM, which the
+# streaming one equals bit for bit (below); the oracle's loops take seconds on them.
+@pytest.mark.parametrize("name", [name for name in STREAMING_CASES
+                                  if name not in SMALL_PLANE_CASES])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_streaming_filters_gemm_matches_oracle(isa, dtype, name):
     case = STREAMING_CASES[name]
