@@ -1073,7 +1073,8 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
     (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
     than 8/7 of its rows: 48-pixel panels against 14-pixel rows (measured on one core, ratios
-    streaming / packed: Q=36 48 vs 42 rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
+    streaming / packed; asv Conv2dSmallPlaneDrivers re-measures Q=36, 64 and 288: Q=36 48 vs 42
+    rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
     1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x). Elsewhere the
     pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
     AVX-512 float64).
@@ -1106,11 +1107,10 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
 
     Such a layer's time is the filters' stream from memory plus the FMAs, and only overlapping
     the two brings it near either. `conv2d_im2col_over_batch` first packs each panel of filters
-    (a transposing pass that waits on memory, then the FMAs; 107 ms on that layer on one
-    core, of which 41 ms is the packing). Here the micro-kernel broadcasts MR filters' taps
-    straight from their rows, so the hardware prefetchers stream them while the FMAs run,
-    against the batch's pixels packed NR to a panel along the vector lanes (48 floats with
-    AVX-512). A task owns a block of filters and a block of up to GEMM_STREAM_PIXEL_PANELS
+    (a transposing pass that waits on memory, then the FMAs). Here the micro-kernel broadcasts
+    MR filters' taps straight from their rows, so the hardware prefetchers stream them while
+    the FMAs run, against the batch's pixels packed NR to a panel along the vector lanes (48
+    floats with AVX-512). A task owns a block of filters and a block of up to GEMM_STREAM_PIXEL_PANELS
     pixel panels; each filter's block of taps is read from memory once per pixel block and from
     cache for its other panels.
 
@@ -1168,11 +1168,10 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             x_group = &x[0, 0, 0, 0] + task.g * CG * s.H * s.W
             w_filters = &w[0, 0, 0, 0] + (task.g * KG + task.f_begin) * R
             # Outputs start as the bias, then take the GEMM_KC-long blocks' sums in order (rows
-            # past nf, up to a whole row block, are written and never read).
-            for f in range((task.nf + MR - 1) // MR * MR):
-                for q in range(QB):
-                    c_rows[f * QB + q] = (bias[task.g * KG + task.f_begin + f]
-                                          if has_bias and f < task.nf else 0)
+            # past nf, up to a whole row block, start at 0: written, never read).
+            _fill_rows(c_rows, task.nf, QB, QB, &bias[0], has_bias, task.g * KG + task.f_begin)
+            _fill_rows(c_rows + task.nf * QB, (task.nf + MR - 1) // MR * MR - task.nf, QB, QB,
+                       &bias[0], False, 0)
             for kb in range((R + KC - 1) // KC):
                 k0 = kb * KC
                 kc = min(KC, R - k0)
