@@ -7,8 +7,9 @@ gradient with respect to the input, dw: with respect to the filters; each counts
 FLOPs); `Conv2dPeakMemory` records the process's peak memory at two batch sizes, to show that the
 im2col workspace does not grow with the batch: only the input and output do.
 `Conv2dBackwardWeightDrivers` times dw with each driver forced on the layers around the cuts of
-`fastconv.conv._backward_weight_driver`, and `Conv2dColdInput` the forward with its input evicted
-from the caches before every call.
+`fastconv.conv._backward_weight_driver`, `Conv2dPointwise` the forward of 1x1 layers with each
+driver forced, and `Conv2dColdInput` the forward with its input evicted from the caches before
+every call.
 
 Setup runs before every timed call (asv_runner re-runs it per sample), so the arrays are made once
 per process and cached.
@@ -239,6 +240,57 @@ class Conv2dSmallPlaneDrivers:
         bias = np.zeros(1, np.float32)
         fastconv.set_num_threads(threads)
         arguments = _driver_arguments(geometry)
+        self.forward = lambda: run(x, w, bias, False, y, *arguments)
+
+    def teardown(self, case, driver, threads):
+        fastconv.set_num_threads(None)
+
+    def time_forward(self, case, driver, threads):
+        self.forward()
+
+
+# ResNet-50's 1x1 layers at batch 4 (resnet_1x1 is the standard suite's). A 1x1 layer's dx is
+# the 1x1 convolution with C and K swapped, so each pair of cases also times the other's dx.
+POINTWISE_CASES = {
+    "resnet_1x1": CONV["resnet_1x1"],                       # 256 -> 64 on 56x56
+    "c64_k256_56x56": (4, 64, 56, 56, 256, 1, 1, 0, 1),
+    "c512_k128_28x28": (4, 512, 28, 28, 128, 1, 1, 0, 1),
+    "c128_k512_28x28": (4, 128, 28, 28, 512, 1, 1, 0, 1),
+    "c1024_k256_14x14": (4, 1024, 14, 14, 256, 1, 1, 0, 1),
+    "c256_k1024_14x14": (4, 256, 14, 14, 1024, 1, 1, 0, 1),
+}
+POINTWISE_DRIVERS = {"pointwise": "conv2d_pointwise", "direct": "conv2d_direct",
+                     "packed": "conv2d_im2col"}
+
+
+class Conv2dPointwise:
+    """conv2d forward of 1x1 layers with each driver forced: the GEMM on x in place (the one
+    algorithm="auto" runs where a streaming kernel exists), the direct tiles and the packed GEMM.
+    Run with FASTCONV_ISA=avx2 for AVX2."""
+
+    params = (list(POINTWISE_CASES), list(POINTWISE_DRIVERS), THREADS)
+    param_names = ["case", "driver", "threads"]
+
+    def setup(self, case, driver, threads):
+        try:
+            from fastconv import _config, _conv
+            from fastconv._geometry import conv2d_geometry
+            from fastconv.conv import _driver_arguments, _pointwise_cut, _recut
+        except ImportError:
+            raise NotImplementedError("this fastconv cannot force a 1x1 driver") from None
+        run = getattr(_conv, POINTWISE_DRIVERS[driver], None)
+        if run is None:
+            raise NotImplementedError(f"this fastconv has no {driver} driver")
+        if driver == "pointwise" and not _conv.has_streaming_kernel(_config.isa_code()):
+            raise NotImplementedError("this ISA path has no streaming kernel")
+        x, w = make_arrays(POINTWISE_CASES[case])
+        x, w, _, geometry, _ = conv2d_geometry("conv2d", x, w, None, 1, 0, 1, 1)
+        y = np.empty(geometry.output_shape, np.float32)
+        # The rows each driver is given by conv2d (the packed GEMM takes a plane as one row).
+        cut, x, y = _recut(_pointwise_cut(geometry, driver != "direct"), geometry, x, y)
+        bias = np.zeros(1, np.float32)
+        fastconv.set_num_threads(threads)
+        arguments = _driver_arguments(cut)
         self.forward = lambda: run(x, w, bias, False, y, *arguments)
 
     def teardown(self, case, driver, threads):

@@ -25,6 +25,7 @@ from fastconv._kernels cimport (
 
 cdef extern from *:
     void __builtin_prefetch(const void *address) noexcept nogil
+    void _prefetch_for_write "__builtin_prefetch"(const void *address, int rw) noexcept nogil
 
 cdef enum:
     # Columns ahead that packing a transposed A prefetches (~ memory latency / time per column).
@@ -74,6 +75,8 @@ cdef enum:
     GEMM_STREAM_PIXEL_PANELS = 8
     GEMM_STREAM_TAPS = 2048
     GEMM_STREAM_C_BYTES = 524288
+    # conv2d_pointwise: pixel panels per task.
+    POINTWISE_TASK_PANELS = 4
     # Fewer tasks than this and the drivers split the work further, so both threads have some.
     MIN_TASKS = 8
 
@@ -1020,11 +1023,12 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
 
 cdef inline void _stream_ukernel(const fc_kernel_table *kernels, Py_ssize_t kc,
                                  const floating *w, Py_ssize_t w_row_stride, const floating *b,
-                                 floating *c, Py_ssize_t ldc) noexcept nogil:
+                                 Py_ssize_t b_row_stride, floating *c, Py_ssize_t ldc,
+                                 const floating *b_prefetch) noexcept nogil:
     if floating is float:
-        kernels.sgemm_stream_ukernel(kc, w, w_row_stride, b, c, ldc)
+        kernels.sgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch)
     else:
-        kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, c, ldc)
+        kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch)
 
 
 cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
@@ -1055,8 +1059,8 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
             for block in range((kc + GEMM_KC - 1) // GEMM_KC):
                 k0 = block * GEMM_KC
                 _stream_ukernel(kernels, min(GEMM_KC, kc - k0), w_rows + k0, w_stride,
-                                b_packed + (panel * kc + k0) * NR, c + fr * MR * ldc + panel * NR,
-                                ldc)
+                                b_packed + (panel * kc + k0) * NR, NR,
+                                c + fr * MR * ldc + panel * NR, ldc, NULL)
 
 
 # Filters of at least this many bytes per group are read from memory on every call (no L2, nor
@@ -1180,6 +1184,141 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
                 _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
                                         b_packed, task.qc, c_rows, QB, edge_rows)
             _store_small_plane(&y[0, 0, 0, 0], c_rows, 1, QB, task, KG, K, P)
+
+cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssize_t NR,
+                           const floating *x_plane, Py_ssize_t CG, Py_ssize_t P, Py_ssize_t p0,
+                           const floating *w_rows, Py_ssize_t nf, floating *y_rows,
+                           floating *scratch) noexcept nogil:
+    """y_rows[f*P + p0 + j] += sum_c w_rows[f*CG + c] * x_plane[c*P + p0 + j] for the nf filters
+    and the NR pixels from p0 (fewer at the plane's end), one streaming-kernel call per GEMM_KC
+    channels and MR filters. scratch: GEMM_KC*NR + MR*GEMM_KC + MR*NR elements.
+
+    Each block of x's rows serves the calls for every filter while it is in cache. x's CG rows
+    lie a plane apart, more streams than the hardware prefetchers follow, so the calls prefetch
+    the next panel's lines of those rows, one line per channel each (the first ceil(NR/line) + 1
+    calls: NR pixels can straddle one line more than they fill). Before its first call each block
+    of filters prefetches the lines of y the next panel will write (y was not read before, so
+    its lines would otherwise be fetched one at a time as the bias is written).
+    """
+    cdef Py_ssize_t line = 64 // sizeof(floating)
+    cdef Py_ssize_t prefetch_calls = (NR + line - 1) // line + 1
+    cdef Py_ssize_t cols = min(NR, P - p0), has_next = p0 + NR < P
+    cdef floating *b_edge = scratch
+    cdef floating *w_edge = b_edge + GEMM_KC * NR
+    cdef floating *c_tile = w_edge + MR * GEMM_KC
+    cdef Py_ssize_t kb, k0, kc, fr, rows, i, j, b_stride, w_stride
+    cdef const floating *b
+    cdef const floating *w_block
+    cdef const floating *prefetch
+    for kb in range((CG + GEMM_KC - 1) // GEMM_KC):
+        k0 = kb * GEMM_KC
+        kc = min(GEMM_KC, CG - k0)
+        b = x_plane + k0 * P + p0
+        b_stride = P
+        if cols < NR:
+            # The kernel reads NR pixels of every row: a partial panel is read from a padded copy.
+            for i in range(kc):
+                memcpy(b_edge + i * NR, b + i * P, cols * sizeof(floating))
+                memset(b_edge + i * NR + cols, 0, (NR - cols) * sizeof(floating))
+            b = b_edge
+            b_stride = NR
+        for fr in range((nf + MR - 1) // MR):
+            rows = min(MR, nf - fr * MR)
+            prefetch = NULL
+            if has_next and fr < prefetch_calls:
+                prefetch = x_plane + k0 * P + p0 + NR + fr * line
+            if has_next and kb == 0:
+                for i in range(rows):
+                    for j in range(prefetch_calls):
+                        _prefetch_for_write(y_rows + (fr * MR + i) * P + p0 + NR + j * line, 1)
+            w_block = w_rows + fr * MR * CG + k0
+            if rows == MR and cols == NR:
+                _stream_ukernel(kernels, kc, w_block, CG, b, b_stride,
+                                y_rows + fr * MR * P + p0, P, prefetch)
+                continue
+            # A partial tile: zero-padded filter rows, outputs through c_tile.
+            w_stride = CG
+            if rows < MR:
+                for i in range(MR):
+                    if i < rows:
+                        memcpy(w_edge + i * kc, w_block + i * CG, kc * sizeof(floating))
+                    else:
+                        memset(w_edge + i * kc, 0, kc * sizeof(floating))
+                w_block = w_edge
+                w_stride = kc
+            memset(c_tile, 0, MR * NR * sizeof(floating))
+            _stream_ukernel(kernels, kc, w_block, w_stride, b, b_stride, c_tile, NR, prefetch)
+            for i in range(rows):
+                for j in range(cols):
+                    y_rows[(fr * MR + i) * P + p0 + j] += c_tile[i * NR + j]
+
+
+def has_streaming_kernel(int isa):
+    """Whether the ISA path has the streaming GEMM micro-kernels (both dtypes or neither)."""
+    return fc_kernel_table_for(isa).sgemm_stream_ukernel != NULL
+
+
+def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                     const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
+                     Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
+                     Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
+    """y := conv2d(x, w) + bias for 1x1 filters at unit stride without padding (the geometry
+    arguments must say so), reading x where it lies.
+
+    Each image's group is then a plain product y_g = W_g @ x_g of its filters (KG x CG) and its
+    channels' planes (CG rows, H*W apart). `conv2d_im2col` copies every block of x into packed
+    panels first, and the direct tiles broadcast x's pixels from CG streams a plane apart, a few
+    bytes from each line. Here the streaming micro-kernel loads NR pixels of one channel per
+    step straight from x (whole lines) and broadcasts the filters' taps from their rows (a few
+    KB, which stay in cache); see `_pointwise_panel`. A task owns a block of POINTWISE_TASK_PANELS
+    panels of one image's group and, when the tasks would be too few for the threads, a block
+    of its filters.
+
+    Every output is the bias plus the same GEMM_KC-long blocks of products, each summed from
+    zero in increasing order, as in `conv2d_im2col`: bit-identical to it, and so independent of
+    the batch and the thread count.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR, NR
+    if (kernels.sgemm_stream_ukernel == NULL if floating is float
+            else kernels.dgemm_stream_ukernel == NULL):
+        raise ValueError("conv2d_pointwise: this ISA has no streaming kernel")
+    if (w.shape[2], w.shape[3], SH, SW, PH, PW) != (1, 1, 1, 1, 0, 0):
+        raise ValueError("conv2d_pointwise: needs 1x1 filters, unit stride and no padding")
+    if floating is float:
+        MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
+    else:
+        MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
+    cdef Py_ssize_t N = x.shape[0], CG = w.shape[1], K = w.shape[0], KG = K // groups
+    cdef Py_ssize_t P = x.shape[2] * x.shape[3]
+    cdef Py_ssize_t panels = (P + NR - 1) // NR
+    cdef Py_ssize_t pixel_blocks = (panels + POINTWISE_TASK_PANELS - 1) // POINTWISE_TASK_PANELS
+    cdef Py_ssize_t filters_per_task, filter_tasks
+    filters_per_task, filter_tasks = _split_rows(KG, N * groups * pixel_blocks, MR)
+    cdef floating[:, ::1] workspace = np.empty(
+        (num_threads, GEMM_KC * NR + MR * GEMM_KC + MR * NR),
+        dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t tasks = N * groups * pixel_blocks * filter_tasks
+    cdef Py_ssize_t t, plane, pb, f_begin, nf, panel, p0
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=num_threads):
+            # Filter blocks vary fastest, then pixel blocks: consecutive tasks share x's lines.
+            f_begin = t % filter_tasks * filters_per_task
+            nf = min(filters_per_task, KG - f_begin)
+            pb = t // filter_tasks % pixel_blocks
+            plane = t // (filter_tasks * pixel_blocks)
+            for panel in range(pb * POINTWISE_TASK_PANELS,
+                               min(panels, (pb + 1) * POINTWISE_TASK_PANELS)):
+                p0 = panel * NR
+                _fill_rows(&y[0, 0, 0, 0] + (plane // groups * K + plane % groups * KG
+                                             + f_begin) * P + p0,
+                           nf, P, min(NR, P - p0), &bias[0], has_bias,
+                           plane % groups * KG + f_begin)
+                _pointwise_panel(kernels, MR, NR, &x[0, 0, 0, 0] + plane * CG * P, CG, P, p0,
+                                 &w[0, 0, 0, 0] + (plane % groups * KG + f_begin) * CG, nf,
+                                 &y[0, 0, 0, 0] + (plane // groups * K + plane % groups * KG
+                                                   + f_begin) * P,
+                                 &workspace[threadid(), 0])
 
 
 def rotate_filters(const floating[:, :, :, ::1] w, Py_ssize_t groups, int num_threads):

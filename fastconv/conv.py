@@ -20,7 +20,8 @@ AUTO_IM2COL_BELOW_WIDTH = 8
 
 
 def _direct_wins(filters_per_group, output_width):
-    """The measured rule behind algorithm="auto" (python -m fastconv bench):
+    """The measured rule behind algorithm="auto" (python -m fastconv bench), after the 1x1 rule
+    of `choose_algorithm`:
 
     - at most 4 filters per group (depthwise, single-filter layers): direct's row kernel, since
       both im2col's GEMM and direct's register tiles work on blocks of 4-14 filters and most of
@@ -35,9 +36,31 @@ def _direct_wins(filters_per_group, output_width):
     return output_width >= AUTO_IM2COL_BELOW_WIDTH
 
 
+def _pointwise_gemm(geometry):
+    """Whether im2col's GEMM runs as `_conv.conv2d_pointwise`, reading x in place: 1x1 filters at
+    unit stride without padding (so the column matrix is x itself), planes of at least
+    GEMM_OVER_BATCH_BELOW_PIXELS pixels (smaller ones run over the batch), on an ISA path with
+    the streaming micro-kernels (AVX2, AVX-512). Its sums are conv2d_im2col's, bit for bit."""
+    return ((geometry.FH, geometry.FW, geometry.stride, geometry.padding)
+            == (1, 1, (1, 1), (0, 0))
+            and geometry.HO * geometry.WO >= GEMM_OVER_BATCH_BELOW_PIXELS
+            and _conv.has_streaming_kernel(_config.isa_code()))
+
+
 def choose_algorithm(geometry):
-    """The algorithm ``algorithm="auto"`` runs for a validated conv2d geometry."""
-    if _direct_wins(geometry.K // geometry.groups, geometry.WO):
+    """The algorithm ``algorithm="auto"`` runs for a validated conv2d geometry.
+
+    1x1 layers with more than 4 filters per group that `_pointwise_gemm` takes run im2col's GEMM
+    on x in place. On ResNet-50's 1x1 shapes at batch 4 (asv Conv2dPointwise: 56x56 down to 14x14
+    maps, 64-1024 channels, each driver forced, alternating in one process) it took 0.80-1.03x
+    the direct tiles' time and 0.69-1.09x the packed GEMM's with AVX-512 float32 on one and two
+    threads (0.80-0.88x direct on the 14x14 maps, 0.95-0.98x on resnet_1x1), 0.39-0.48x direct's
+    with AVX2, 0.77-1.0x in float64. Otherwise `_direct_wins` decides.
+    """
+    KG = geometry.K // geometry.groups
+    if KG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry):
+        return "im2col"
+    if _direct_wins(KG, geometry.WO):
         return "direct"
     return "im2col"
 
@@ -121,6 +144,8 @@ def _forward_driver(algorithm, geometry, dtype):
     """
     if algorithm == "direct":
         return _conv.conv2d_direct
+    if _pointwise_gemm(geometry):
+        return _conv.conv2d_pointwise
     P = geometry.HO * geometry.WO
     if P >= GEMM_OVER_BATCH_BELOW_PIXELS:
         return _conv.conv2d_im2col
@@ -181,8 +206,9 @@ def _direct_backward_input_wins(geometry):
     least 80% of its products are real (3x3 "same" layers: all are); below that the GEMM does,
     by 1.2x at 56% (5x5 on 16x16, "valid"), 1.9x at 64% (3x3 on 10x10) and 8x at 25% (7x7 on
     12x12, fc_as_conv7). A 1x1 kernel needs no col2im at all, yet direct's filter-vector tiles
-    still win there: resnet_1x1's dx took ~23% less time when it moved to direct (asv
-    Conv2dBackward.time_backward_input across commit a480140).
+    still beat col2im's GEMM there: resnet_1x1's dx took ~23% less time when it moved to direct
+    (asv Conv2dBackward.time_backward_input across commit a480140); where a streaming kernel
+    exists, `conv2d_pointwise` takes those layers (see `_backward_input`).
     """
     return 5 * geometry.HO * geometry.WO >= 4 * geometry.H * geometry.W
 
@@ -191,9 +217,12 @@ def _backward_input(dy, w, geometry):
     """dx (N, C, H, W) for a validated geometry; dy (N, K, HO, WO).
 
     At unit stride dx is itself a convolution: of dy, zero-padded by dilation*(F-1) - padding,
-    with each group's filters rotated by 180 degrees and their channel axes swapped; the direct
-    kernel computes it when the rule of algorithm="auto" favours direct for that convolution and
-    few of its products would fall on the zero border (`_direct_backward_input_wins`).
+    with each group's filters rotated by 180 degrees and their channel axes swapped. For the 1x1
+    layers that `_pointwise_gemm` takes it is dx = W^T @ dy on `conv2d_pointwise` (0.65-0.9x the
+    direct kernel's time on ResNet-50's 1x1 shapes, one and two threads, AVX-512 float32).
+    Otherwise the direct kernel computes it when the rule of algorithm="auto" favours direct for
+    that convolution and few of its products would fall on the zero border
+    (`_direct_backward_input_wins`).
     Otherwise (strides, padding beyond the dilated kernel, small maps) dx = col2im(W^T @ dy) on
     the GEMM, which also never multiplies inserted zeros.
     """
@@ -207,14 +236,17 @@ def _backward_input(dy, w, geometry):
     FH, FW = geometry.FH, geometry.FW
     DH, DW = geometry.dilation
     PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
-    if (geometry.stride == (1, 1) and PH >= 0 and PW >= 0 and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP
-            and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
+    pointwise = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry)
+    if pointwise or (geometry.stride == (1, 1) and PH >= 0 and PW >= 0
+                     and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _direct_wins(CG, geometry.W)
+                     and _direct_backward_input_wins(geometry)):
         threads = _config.threads_for(geometry.flops // 2)
         w_rotated = _conv.rotate_filters(aligned_contiguous(w), G, threads)
-        _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, False), geometry,
+        driver = _conv.conv2d_pointwise if pointwise else _conv.conv2d_direct
+        _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, pointwise), geometry,
                                    aligned_contiguous(dy), dx)
-        _conv.conv2d_direct(dy_cut, w_rotated, np.zeros(1, dy.dtype), False, dx_cut, G, 1, 1, PH,
-                            PW, DH, DW, _config.isa_code(), threads)
+        driver(dy_cut, w_rotated, np.zeros(1, dy.dtype), False, dx_cut, G, 1, 1, PH, PW, DH, DW,
+               _config.isa_code(), threads)
         return dx
     cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry,
                                           aligned_contiguous(dy), dx)

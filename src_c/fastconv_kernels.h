@@ -52,30 +52,39 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
                                     double *c, ptrdiff_t ldc, int accumulate);
 
 /*
- * Filter-streaming GEMM micro-kernel contract (AVX2 and AVX-512, both dtypes), for MR filter rows
- * x NR pixel columns (sgemm_stream_mr x sgemm_stream_nr in the table):
+ * Streaming GEMM micro-kernel contract (AVX2 and AVX-512, both dtypes), for MR rows of w x NR
+ * columns of b (sgemm_stream_mr x sgemm_stream_nr in the table):
  *
- *     C[i*ldc + j] += sum_{p < kc} w[i*w_row_stride + p] * b[p*NR + j]
+ *     C[i*ldc + j] += sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + j]
  *
- * w's rows are read where they lie (a filter's taps, unpacked); `b` is a packed kc x NR panel
- * stored row by row, zero-padded to NR. As in the GEMM micro-kernels the sum over p is formed from
- * zero in increasing p and only then added to C. For layers that read their filters once per
- * call: the rows are broadcast as they stream in from memory, with no packing pass in between.
- * The generic table has NULL (compiled without SIMD, the packed GEMM measured 3-5x faster).
+ * Both operands are read where they lie, unpacked: w's rows are broadcast, b's rows are loaded
+ * NR wide. As in the GEMM micro-kernels the sum over p is formed from zero in increasing p and only
+ * then added to C. Two uses: layers that read their filters once per call (FC layers: w is the
+ * filters, streaming in from memory while the FMAs run, b a packed panel of pixels with
+ * b_row_stride = NR), and 1x1 layers (w the filters, b the input channels' rows in place,
+ * b_row_stride = H*W). When b_prefetch is not NULL, step p also prefetches the cache line at
+ * b_prefetch + p*b_row_stride (the driver points it at the next block of b). The generic table has
+ * NULL (compiled without SIMD, the packed GEMM measured 3-5x faster).
  */
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
-                                           const float *b, float *c, ptrdiff_t ldc);
+                                           const float *b, ptrdiff_t b_row_stride, float *c,
+                                           ptrdiff_t ldc, const float *b_prefetch);
 typedef void (*fc_dgemm_stream_ukernel_fn)(ptrdiff_t kc, const double *w,
-                                           ptrdiff_t w_row_stride, const double *b, double *c,
-                                           ptrdiff_t ldc);
+                                           ptrdiff_t w_row_stride, const double *b,
+                                           ptrdiff_t b_row_stride, double *c, ptrdiff_t ldc,
+                                           const double *b_prefetch);
 void fc_sgemm_stream_ukernel_4x24__avx2(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
-                                        const float *b, float *c, ptrdiff_t ldc);
+                                        const float *b, ptrdiff_t b_row_stride, float *c,
+                                        ptrdiff_t ldc, const float *b_prefetch);
 void fc_dgemm_stream_ukernel_4x12__avx2(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
-                                        const double *b, double *c, ptrdiff_t ldc);
+                                        const double *b, ptrdiff_t b_row_stride, double *c,
+                                        ptrdiff_t ldc, const double *b_prefetch);
 void fc_sgemm_stream_ukernel_8x48__avx512(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
-                                          const float *b, float *c, ptrdiff_t ldc);
+                                          const float *b, ptrdiff_t b_row_stride, float *c,
+                                          ptrdiff_t ldc, const float *b_prefetch);
 void fc_dgemm_stream_ukernel_8x24__avx512(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
-                                          const double *b, double *c, ptrdiff_t ldc);
+                                          const double *b, ptrdiff_t b_row_stride, double *c,
+                                          ptrdiff_t ldc, const double *b_prefetch);
 
 /*
  * Max-pooling of output row ho of one plane (all ISAs, both dtypes):

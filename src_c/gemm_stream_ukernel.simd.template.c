@@ -9,7 +9,8 @@
  * The `unroll` pragmas keep the accumulator arrays in registers (see the GEMM kernels).
  */
 void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
-                       const FC_T *restrict b, FC_T *restrict c, ptrdiff_t ldc)
+                       const FC_T *restrict b, ptrdiff_t b_row_stride, FC_T *restrict c,
+                       ptrdiff_t ldc, const FC_T *b_prefetch)
 {
     enum { MR = FC_STREAM_MR, NR = 3 * FC_VW };
     FC_VEC acc0[MR], acc1[MR], acc2[MR];
@@ -22,9 +23,12 @@ void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_str
         row[i] = w + i * w_row_stride;
     }
     for (ptrdiff_t p = 0; p < kc; p++) {
-        const FC_VEC b0 = FC_VLOADU(b + p * NR);
-        const FC_VEC b1 = FC_VLOADU(b + p * NR + FC_VW);
-        const FC_VEC b2 = FC_VLOADU(b + p * NR + 2 * FC_VW);
+        const FC_T *b_row = b + p * b_row_stride;
+        const FC_VEC b0 = FC_VLOADU(b_row);
+        const FC_VEC b1 = FC_VLOADU(b_row + FC_VW);
+        const FC_VEC b2 = FC_VLOADU(b_row + 2 * FC_VW);
+        if (b_prefetch)
+            __builtin_prefetch(b_prefetch + p * b_row_stride);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             const FC_VEC wi = FC_VBROADCAST(row[i] + p);

@@ -453,6 +453,103 @@ def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype
 
 
 # ---------------------------------------------------------------------------------------------
+# 1x1 layers: the GEMM on x in place (fastconv._conv.conv2d_pointwise)
+# ---------------------------------------------------------------------------------------------
+
+POINTWISE_CASES = {
+    # Planes that end in a partial panel of pixels (48 wide with AVX-512 float32, 24 otherwise),
+    # filter counts that end in a partial block (8 or 4 rows), reductions over several 256-tap
+    # blocks, several pixel blocks per plane, groups, and one image whose tasks split its filters.
+    "C300_K20_partial_panel_and_filter_block": Case(2, 300, 9, 11, 20, 1, 1),
+    "C600_K13_three_reduction_blocks": Case(1, 600, 8, 9, 13, 1, 1, bias=False),
+    "panels_exactly_K16": Case(1, 40, 12, 16, 16, 1, 1),
+    "many_pixel_blocks_N3": Case(3, 16, 40, 41, 24, 1, 1),
+    "groups_3_K5_per_group": Case(3, 12, 8, 10, 15, 1, 1, groups=3),
+    "one_image_filter_tasks_K64": Case(1, 8, 8, 8, 64, 1, 1),
+}
+
+
+@pytest.mark.parametrize("name", list(POINTWISE_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_pointwise_gemm_matches_oracle_and_the_packed_gemm_bit_for_bit(isa, dtype, name):
+    """Its sums are conv2d_im2col's (bias, then 256-tap blocks in order), so "im2col" gives the
+    same bits whichever GEMM runs it."""
+    case = POINTWISE_CASES[name]
+    y, x, w, b = _run_streaming_driver(isa, case, dtype, driver="conv2d_pointwise")
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+    np.testing.assert_array_equal(
+        _run_streaming_driver(isa, case, dtype, driver="conv2d_im2col")[0], y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_pointwise_gemm_is_bit_identical_across_thread_counts(isa, dtype):
+    for case in (POINTWISE_CASES["many_pixel_blocks_N3"],
+                 POINTWISE_CASES["one_image_filter_tasks_K64"]):
+        results = [_run_streaming_driver(isa, case, dtype, driver="conv2d_pointwise",
+                                         threads=threads)[0] for threads in (1, 2, 3)]
+        np.testing.assert_array_equal(results[0], results[1])
+        np.testing.assert_array_equal(results[0], results[2])
+
+
+@given(N=st.integers(1, 3), CG=st.integers(1, 40), KG=st.integers(1, 40),
+       groups=st.integers(1, 2), H=st.integers(1, 12), W=st.integers(1, 12),
+       bias=st.booleans(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_pointwise_gemm_matches_oracle_on_random_geometries(isa, N, CG, KG, groups, H, W, bias,
+                                                            dtype, seed):
+    case = _drawn_case(N, CG, KG, groups, H, W, 1, 1, 1, 0, bias)
+    y, x, w, b = _run_streaming_driver(isa, case, dtype, seed, driver="conv2d_pointwise")
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+def test_pointwise_gemm_refuses_other_geometries_and_isas_without_its_kernel():
+    from fastconv import _config, _conv, _runtime
+
+    x, w = np.ones((1, 4, 9, 9), np.float32), np.ones((8, 4, 1, 1), np.float32)
+    y, bias = np.empty((1, 8, 9, 9), np.float32), np.zeros(1, np.float32)
+    for isa in _config.available_isas():
+        code = _runtime.ISA_CODES[isa]
+        if _runtime.kernel_names(isa)["gemm_stream"]["float32"] is None:
+            with pytest.raises(ValueError, match="no streaming kernel"):
+                _conv.conv2d_pointwise(x, w, bias, False, y, 1, 1, 1, 0, 0, 1, 1, code, 1)
+            continue
+        for SH, PH in ((2, 0), (1, 1)):
+            with pytest.raises(ValueError, match="1x1 filters, unit stride and no padding"):
+                _conv.conv2d_pointwise(x, w, bias, False, y, 1, SH, SH, PH, PH, 1, 1, code, 1)
+        with pytest.raises(ValueError, match="1x1 filters"):
+            _conv.conv2d_pointwise(x, np.ones((8, 4, 3, 3), np.float32), bias, False, y, 1, 1,
+                                   1, 0, 0, 1, 1, code, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_1x1_layers_run_the_pointwise_gemm_where_a_streaming_kernel_exists(isa, dtype):
+    """auto takes it for 1x1 layers at unit stride without padding, with more than 4 filters per
+    group and planes of 64 pixels or more; the rest keep their drivers."""
+    from fastconv import _conv, _runtime, conv as conv_module
+    from fastconv._geometry import conv2d_geometry
+
+    has_kernel = _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is not None
+
+    def chosen(N, C, H, W, K, F=1, stride=1, padding=0, groups=1):
+        x, w = np.zeros((N, C, H, W), dtype), np.zeros((K, C // groups, F, F), dtype)
+        geometry = conv2d_geometry("conv2d", x, w, None, stride, padding, 1, groups)[3]
+        algorithm = conv_module.choose_algorithm(geometry)
+        return algorithm, conv_module._forward_driver(algorithm, geometry, np.dtype(dtype))
+
+    pointwise = ("im2col", _conv.conv2d_pointwise) if has_kernel else ("direct",
+                                                                      _conv.conv2d_direct)
+    assert chosen(2, 256, 56, 56, 64) == pointwise
+    assert chosen(1, 16, 8, 8, 10, groups=2) == pointwise
+    assert chosen(2, 256, 7, 7, 64)[1] is _conv.conv2d_im2col_over_batch
+    assert chosen(2, 16, 20, 20, 8, stride=2)[1] is _conv.conv2d_direct
+    assert chosen(2, 16, 20, 20, 8, padding=1)[1] is _conv.conv2d_direct
+    assert chosen(2, 16, 20, 20, 8, F=3)[1] is _conv.conv2d_direct
+    assert chosen(2, 16, 20, 20, 8, groups=4)[1] is _conv.conv2d_direct
+    x = np.random.default_rng(3).standard_normal((2, 16, 8, 8)).astype(dtype)
+    conv2d(x, np.ones((8, 16, 1, 1), dtype))
+    assert fastconv.last_algorithm() == pointwise[0]
+
+
+# ---------------------------------------------------------------------------------------------
 # Direct convolution with the filters along the vector lanes (fastconv._conv.direct_tile_kind)
 # ---------------------------------------------------------------------------------------------
 
