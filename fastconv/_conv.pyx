@@ -77,6 +77,9 @@ cdef enum:
     GEMM_STREAM_C_BYTES = 524288
     # conv2d_pointwise: pixel panels per task.
     POINTWISE_TASK_PANELS = 4
+    # conv2d_backward_input: most bytes of a task's column block (its channels' rows x a block
+    # of pixels), which stays in L2 beside the packed blocks between its GEMMs and its col2im.
+    DX_COLUMNS_BYTES = 524288
     # Fewer tasks than this and the drivers split the work further, so both threads have some.
     MIN_TASKS = 8
 
@@ -167,6 +170,14 @@ cdef inline void _copy_strided(const fc_kernel_table *kernels, const floating *s
         kernels.dcopy_strided(src, stride, n, dst)
 
 
+cdef inline void _add_strided(const fc_kernel_table *kernels, const floating *src,
+                              Py_ssize_t stride, Py_ssize_t n, floating *dst) noexcept nogil:
+    if floating is float:
+        kernels.sadd_strided(src, stride, n, dst)
+    else:
+        kernels.dadd_strided(src, stride, n, dst)
+
+
 cdef void _im2col_tile(const fc_kernel_table *kernels, const floating *x, const ConvShape *s,
                        Py_ssize_t r0, Py_ssize_t rc, Py_ssize_t p0, Py_ssize_t pc,
                        Py_ssize_t r_stride, floating *out) noexcept nogil:
@@ -205,9 +216,9 @@ cdef void _im2col_tile(const fc_kernel_table *kernels, const floating *x, const 
             wo = 0
 
 
-cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const ConvShape *s,
-                           Py_ssize_t r0, Py_ssize_t rc, Py_ssize_t p0, Py_ssize_t pc,
-                           floating *x) noexcept nogil:
+cdef void _col2im_tile_add(const fc_kernel_table *kernels, const floating *cols,
+                           Py_ssize_t r_stride, const ConvShape *s, Py_ssize_t r0, Py_ssize_t rc,
+                           Py_ssize_t p0, Py_ssize_t pc, floating *x) noexcept nogil:
     """The adjoint of _im2col_tile (unit pixel stride): x[c, hi, wi] += cols[(r-r0)*r_stride +
     (p-p0)] for every (r, p) of the tile whose input position lies inside the image."""
     cdef Py_ssize_t rr, p, ho, wo, run, hi, begin, end, i
@@ -232,8 +243,7 @@ cdef void _col2im_tile_add(const floating *cols, Py_ssize_t r_stride, const Conv
                     for i in range(begin, end):
                         x_row[i] += src[i]
                 else:
-                    for i in range(begin, end):
-                        x_row[i * s.SW] += src[i]
+                    _add_strided(kernels, src + begin, s.SW, end - begin, x_row + begin * s.SW)
             p = p + run
             ho = ho + 1
             wo = 0
@@ -347,9 +357,11 @@ cdef inline void _ukernel(const fc_kernel_table *kernels, Py_ssize_t kc, const f
 cdef void _gemm_packed_block(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssize_t NR,
                              Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
                              const floating *a_packed, const floating *b_packed,
-                             floating *c, Py_ssize_t ldc, floating *edge_tile) noexcept nogil:
-    """c[0:mc, 0:nc] += a_packed (mc x kc) @ b_packed (kc x nc), one micro-kernel per MR x NR
-    tile. Partial tiles at the edges go through edge_tile, so no write leaves c's block."""
+                             floating *c, Py_ssize_t ldc, floating *edge_tile,
+                             bint accumulate=True) noexcept nogil:
+    """c[0:mc, 0:nc] += a_packed (mc x kc) @ b_packed (kc x nc) (or =, when not accumulate),
+    one micro-kernel per MR x NR tile. Partial tiles at the edges go through edge_tile, so no
+    write leaves c's block."""
     cdef Py_ssize_t ir, jr, i, j, rows, cols
     cdef floating *c_tile
     for ir in range((mc + MR - 1) // MR):
@@ -359,13 +371,16 @@ cdef void _gemm_packed_block(const fc_kernel_table *kernels, Py_ssize_t MR, Py_s
             c_tile = c + ir * MR * ldc + jr * NR
             if rows == MR and cols == NR:
                 _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed + jr * NR * kc,
-                         c_tile, ldc, 1)
+                         c_tile, ldc, accumulate)
             else:
                 _ukernel(kernels, kc, a_packed + ir * MR * kc, b_packed + jr * NR * kc,
                          edge_tile, NR, 0)
                 for i in range(rows):
                     for j in range(cols):
-                        c_tile[i * ldc + j] += edge_tile[i * NR + j]
+                        if accumulate:
+                            c_tile[i * ldc + j] += edge_tile[i * NR + j]
+                        else:
+                            c_tile[i * ldc + j] = edge_tile[i * NR + j]
 
 
 cdef (Py_ssize_t, Py_ssize_t) _micro_tile(const fc_kernel_table *kernels, bint single):
@@ -1368,16 +1383,21 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, 
                                    dy.shape[3], SH, SW, PH, PW, DH, DW)
     cdef Py_ssize_t KG = K // groups, FF = s.FH * s.FW, R = CG * FF, P = s.HO * s.WO
     cdef Py_ssize_t NC = GEMM_NC_PANELS * NR, MC = GEMM_MC_PANELS * MR
-    # Channels per task: enough tasks for the threads, whole channels so tasks own their planes.
+    # Channels per task: whole channels, so tasks own their planes; enough tasks for the threads;
+    # few enough that the task's columns for one block of pixels (FF rows per channel x NC)
+    # take at most DX_COLUMNS_BYTES.
     cdef Py_ssize_t channel_parts = min(CG, max(1, (MIN_TASKS + N * groups - 1) // (N * groups)))
+    cdef Py_ssize_t channels_cap = max(1, DX_COLUMNS_BYTES // (FF * NC * <Py_ssize_t>sizeof(floating)))
+    channel_parts = max(channel_parts, (CG + channels_cap - 1) // channels_cap)
     cdef Py_ssize_t channels_per_task = (CG + channel_parts - 1) // channel_parts
     cdef Py_ssize_t channel_tasks = (CG + channels_per_task - 1) // channels_per_task
-    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC, col_size = MC * NC
+    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC
+    cdef Py_ssize_t col_size = channels_per_task * FF * NC
     cdef floating[:, ::1] workspace = np.empty(
         (num_threads, a_size + b_size + col_size + FC_GEMM_MAX_TILE),
         dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t tasks = N * groups * channel_tasks
-    cdef Py_ssize_t t, n, g, ct, c0, c1, pb, p0, nc, r_begin, r_end, mb, m0, mc, kb, k0, kc, i
+    cdef Py_ssize_t t, n, g, ct, c0, c1, pb, p0, nc, r_begin, r_end, mb, m0, mc, kb, k0, kc
     cdef floating *a_packed
     cdef floating *b_packed
     cdef floating *cols
@@ -1403,19 +1423,20 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, 
             for pb in range((P + NC - 1) // NC):
                 p0 = pb * NC
                 nc = min(NC, P - p0)
-                for mb in range((r_end - r_begin + MC - 1) // MC):
-                    m0 = r_begin + mb * MC
-                    mc = min(MC, r_end - m0)
-                    for i in range(mc):
-                        memset(cols + i * NC, 0, nc * sizeof(floating))
-                    for kb in range((KG + GEMM_KC - 1) // GEMM_KC):
-                        k0 = kb * GEMM_KC
-                        kc = min(GEMM_KC, KG - k0)
+                # Each block of dy is packed once and serves all the task's rows; the first
+                # block's products start the columns (no zeroing pass), the others add to them.
+                for kb in range((KG + GEMM_KC - 1) // GEMM_KC):
+                    k0 = kb * GEMM_KC
+                    kc = min(GEMM_KC, KG - k0)
+                    _pack_b(dy_image + k0 * P + p0, P, kc, nc, NR, b_packed)
+                    for mb in range((r_end - r_begin + MC - 1) // MC):
+                        m0 = r_begin + mb * MC
+                        mc = min(MC, r_end - m0)
                         _pack_a_transposed(w_group + k0 * R + m0, R, mc, kc, MR, a_packed)
-                        _pack_b(dy_image + k0 * P + p0, P, kc, nc, NR, b_packed)
                         _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
-                                           cols, NC, b_packed + b_size + col_size)
-                    _col2im_tile_add(cols, NC, &s, m0, mc, p0, nc, dx_image)
+                                           cols + (m0 - r_begin) * NC, NC,
+                                           b_packed + b_size + col_size, kb > 0)
+                _col2im_tile_add(kernels, cols, NC, &s, r_begin, r_end - r_begin, p0, nc, dx_image)
 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,

@@ -65,6 +65,10 @@ cdef extern from "fastconv_kernels.h" nogil:
                                          float *dst) noexcept nogil
     ctypedef void (*fc_dcopy_strided_fn)(const double *src, Py_ssize_t stride, Py_ssize_t n,
                                          double *dst) noexcept nogil
+    ctypedef void (*fc_sadd_strided_fn)(const float *src, Py_ssize_t stride, Py_ssize_t n,
+                                        float *dst) noexcept nogil
+    ctypedef void (*fc_dadd_strided_fn)(const double *src, Py_ssize_t stride, Py_ssize_t n,
+                                        double *dst) noexcept nogil
 
     ctypedef void (*fc_sconv2d_direct_filter_tile_fn)(
         Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x, const float *w, float *c,
@@ -116,6 +120,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         fc_dpack_kmajor_fn dpack_kmajor
         fc_scopy_strided_fn scopy_strided
         fc_dcopy_strided_fn dcopy_strided
+        fc_sadd_strided_fn sadd_strided
+        fc_dadd_strided_fn dadd_strided
         int sfilter_tile_mr
         int sfilter_tile_nr
         fc_sconv2d_direct_filter_tile_fn sdirect_filter_tile

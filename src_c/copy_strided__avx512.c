@@ -4,7 +4,9 @@
  * moved one element per load and store (building the column matrix of AlexNet conv1, stride 4,
  * was a third of its backward-weights time), and gathers are slower still on CPUs with the
  * gather-data-sampling microcode fix. Loads are masked to the elements copied, so nothing past
- * src[(n-1)*stride] is read. Contract: fastconv_kernels.h.
+ * src[(n-1)*stride] is read. The strided add (col2im's inner loop) runs the same plan backwards:
+ * each of the s vectors of dst takes its lanes' addends by one permute of the run, under the
+ * mask of the lanes it owns, and is stored under that mask. Contract: fastconv_kernels.h.
  * Built with -mavx512f -mavx512vl -mavx512bw -mavx512dq.
  */
 #include <immintrin.h>
@@ -37,6 +39,58 @@
     }                                                                                          \
     for (; i < n; i++)                                                                         \
         dst[i] = src[i * S];
+
+/*
+ * dst lane (j*S) % V of the chunk's vector (j*S) / V takes addend j: `from` holds, per lane of
+ * dst, the src lane it takes (lanes it does not own take 0, masked out).
+ */
+#define FC_ADD_STRIDED_BODY(V, MASK, LOAD, PERMUTE, ADD, STORE, INDEX_T)                       \
+    INDEX_T from[FC_COPY_MAX_STRIDE][V] = {{0}};                                               \
+    MASK own[FC_COPY_MAX_STRIDE] = {0};                                                        \
+    for (int j = 0; j < V; j++) {                                                              \
+        from[(j * S) / V][(j * S) % V] = (INDEX_T)j;                                           \
+        own[(j * S) / V] |= (MASK)(1u << ((j * S) % V));                                       \
+    }                                                                                          \
+    __m512i lane[FC_COPY_MAX_STRIDE];                                                          \
+    for (int k = 0; k < S; k++)                                                                \
+        lane[k] = _mm512_loadu_si512(from[k]);                                                 \
+    ptrdiff_t i = 0;                                                                           \
+    for (; i + V <= n; i += V) {                                                               \
+        const VEC addends = LOAD(src + i);                                                     \
+        T *chunk = dst + i * S;                                                                \
+        for (int k = 0; k < S; k++) {                                                          \
+            const VEC d = MASKZ_LOAD(own[k], chunk + V * k);                                   \
+            STORE(chunk + V * k, own[k], ADD(d, PERMUTE(lane[k], addends)));                   \
+        }                                                                                      \
+    }                                                                                          \
+    for (; i < n; i++)                                                                         \
+        dst[i * S] += src[i];
+
+#define T float
+#define VEC __m512
+#define MASKZ_LOAD _mm512_maskz_loadu_ps
+static inline __attribute__((always_inline)) void sadd_stride(const float *src, ptrdiff_t n,
+                                                              float *dst, const int S)
+{
+    FC_ADD_STRIDED_BODY(16, __mmask16, _mm512_loadu_ps, _mm512_permutexvar_ps, _mm512_add_ps,
+                        _mm512_mask_storeu_ps, int)
+}
+#undef MASKZ_LOAD
+#undef T
+#undef VEC
+
+#define T double
+#define VEC __m512d
+#define MASKZ_LOAD _mm512_maskz_loadu_pd
+static inline __attribute__((always_inline)) void dadd_stride(const double *src, ptrdiff_t n,
+                                                              double *dst, const int S)
+{
+    FC_ADD_STRIDED_BODY(8, __mmask8, _mm512_loadu_pd, _mm512_permutexvar_pd, _mm512_add_pd,
+                        _mm512_mask_storeu_pd, long long)
+}
+#undef MASKZ_LOAD
+#undef T
+#undef VEC
 
 #define T float
 #define VEC __m512
@@ -85,5 +139,33 @@ void fc_dcopy_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, 
     case 7: dcopy_stride(src, n, dst, 7); return;
     case 8: dcopy_stride(src, n, dst, 8); return;
     default: fc_dcopy_strided__generic(src, stride, n, dst); return;
+    }
+}
+
+void fc_sadd_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst)
+{
+    switch (stride) {
+    case 2: sadd_stride(src, n, dst, 2); return;
+    case 3: sadd_stride(src, n, dst, 3); return;
+    case 4: sadd_stride(src, n, dst, 4); return;
+    case 5: sadd_stride(src, n, dst, 5); return;
+    case 6: sadd_stride(src, n, dst, 6); return;
+    case 7: sadd_stride(src, n, dst, 7); return;
+    case 8: sadd_stride(src, n, dst, 8); return;
+    default: fc_sadd_strided__generic(src, stride, n, dst); return;
+    }
+}
+
+void fc_dadd_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst)
+{
+    switch (stride) {
+    case 2: dadd_stride(src, n, dst, 2); return;
+    case 3: dadd_stride(src, n, dst, 3); return;
+    case 4: dadd_stride(src, n, dst, 4); return;
+    case 5: dadd_stride(src, n, dst, 5); return;
+    case 6: dadd_stride(src, n, dst, 6); return;
+    case 7: dadd_stride(src, n, dst, 7); return;
+    case 8: dadd_stride(src, n, dst, 8); return;
+    default: fc_dadd_strided__generic(src, stride, n, dst); return;
     }
 }

@@ -1,6 +1,6 @@
 /*
- * Portable strided copy (float and double): the fallback for every CPU and the reference for
- * the SIMD version. Compiled with the baseline flags only. Contract: fastconv_kernels.h.
+ * Portable strided copy and add (float and double): the fallback for every CPU and the reference
+ * for the SIMD versions. Compiled with the baseline flags only. Contract: fastconv_kernels.h.
  */
 #include "fastconv_kernels.h"
 
@@ -14,4 +14,16 @@ void fc_dcopy_strided__generic(const double *src, ptrdiff_t stride, ptrdiff_t n,
 {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i * stride];
+}
+
+void fc_sadd_strided__generic(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        dst[i * stride] += src[i];
+}
+
+void fc_dadd_strided__generic(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        dst[i * stride] += src[i];
 }

@@ -295,6 +295,19 @@ void fc_dcopy_strided__generic(const double *src, ptrdiff_t stride, ptrdiff_t n,
 void fc_scopy_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
 void fc_dcopy_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
 
+/*
+ * Strided add, the strided copy's adjoint: dst[i * stride] += src[i] for 0 <= i < n (col2im adds
+ * a column row back at every stride-th input of a row). Reads and writes only those elements of
+ * dst, each once, so the sums are the scalar loop's.
+ */
+typedef void (*fc_sadd_strided_fn)(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
+typedef void (*fc_dadd_strided_fn)(const double *src, ptrdiff_t stride, ptrdiff_t n,
+                                   double *dst);
+void fc_sadd_strided__generic(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
+void fc_dadd_strided__generic(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
+void fc_sadd_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
+void fc_dadd_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
+
 /* Largest MR * NR over every micro-kernel: the size of a scratch tile for partial edges. */
 #define FC_GEMM_MAX_TILE 448
 
@@ -322,6 +335,8 @@ typedef struct {
     fc_dpack_kmajor_fn dpack_kmajor;
     fc_scopy_strided_fn scopy_strided;
     fc_dcopy_strided_fn dcopy_strided;
+    fc_sadd_strided_fn sadd_strided;
+    fc_dadd_strided_fn dadd_strided;
     int sfilter_tile_mr, sfilter_tile_nr;
     fc_sconv2d_direct_filter_tile_fn sdirect_filter_tile;
     const char *sdirect_filter_tile_name;

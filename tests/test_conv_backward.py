@@ -103,7 +103,8 @@ NAMED_CASES = {
     "kernel_equals_padded_input": Case(2, 3, 5, 4, 4, 7, 6, padding=1),
     "windows_entirely_in_padding": Case(1, 2, 2, 2, 3, 1, 1, padding=3),
     "many_output_tiles": Case(2, 8, 20, 23, 19, 3, 3, padding=1),
-    # Strided rows of 20 outputs: the column matrix copies every s-th input (SIMD for s <= 8).
+    # Strided rows of 20 outputs: the column matrix copies every s-th input and col2im adds dx
+    # back to every s-th input (both SIMD for s <= 8 with AVX-512; 20 = a 16-wide run + a tail).
     **{f"stride_{s}_rows_of_20_outputs": Case(1, 8, 12, 20 * s + 2, 6, 3, 3, stride=s, padding=1)
        for s in (2, 3, 4, 5, 7, 8, 9)},
 }
