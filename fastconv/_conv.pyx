@@ -75,7 +75,9 @@ cdef enum:
     GEMM_STREAM_PIXEL_PANELS = 8
     GEMM_STREAM_TAPS = 2048
     GEMM_STREAM_C_BYTES = 524288
-    # conv2d_pointwise: pixel panels per task.
+    # conv2d_pointwise: pixel panels per task. Small enough that one 56x56 image gives 17
+    # tasks (the two threads split a batch of one evenly), large enough that a task's next
+    # panel, whose lines its calls prefetch, is usually its own.
     POINTWISE_TASK_PANELS = 4
     # conv2d_backward_input: most bytes of a task's column block (its channels' rows x a block
     # of pixels), which stays in L2 beside the packed blocks between its GEMMs and its col2im.
@@ -1217,7 +1219,8 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
     """
     cdef Py_ssize_t line = 64 // sizeof(floating)
     cdef Py_ssize_t prefetch_calls = (NR + line - 1) // line + 1
-    cdef Py_ssize_t cols = min(NR, P - p0), has_next = p0 + NR < P
+    cdef Py_ssize_t cols = min(NR, P - p0)
+    cdef bint has_next = p0 + NR < P
     cdef floating *b_edge = scratch
     cdef floating *w_edge = b_edge + GEMM_KC * NR
     cdef floating *c_tile = w_edge + MR * GEMM_KC
@@ -1286,8 +1289,8 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     bytes from each line. Here the streaming micro-kernel loads NR pixels of one channel per
     step straight from x (whole lines) and broadcasts the filters' taps from their rows (a few
     KB, which stay in cache); see `_pointwise_panel`. A task owns a block of POINTWISE_TASK_PANELS
-    panels of one image's group and, when the tasks would be too few for the threads, a block
-    of its filters.
+    panels of one image's group and, when there would be fewer than MIN_TASKS tasks, a block of
+    its filters.
 
     Every output is the bias plus the same GEMM_KC-long blocks of products, each summed from
     zero in increasing order, as in `conv2d_im2col`: bit-identical to it, and so independent of
@@ -1298,8 +1301,12 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     if (kernels.sgemm_stream_ukernel == NULL if floating is float
             else kernels.dgemm_stream_ukernel == NULL):
         raise ValueError("conv2d_pointwise: this ISA has no streaming kernel")
-    if (w.shape[2], w.shape[3], SH, SW, PH, PW) != (1, 1, 1, 1, 0, 0):
-        raise ValueError("conv2d_pointwise: needs 1x1 filters, unit stride and no padding")
+    if ((w.shape[2], w.shape[3], SH, SW, PH, PW) != (1, 1, 1, 1, 0, 0)
+            or (y.shape[2], y.shape[3]) != (x.shape[2], x.shape[3])):
+        raise ValueError("conv2d_pointwise: needs 1x1 filters, unit stride, no padding and "
+                         f"y's planes of x's size, got filters {w.shape[2]}x{w.shape[3]}, "
+                         f"stride ({SH}, {SW}), padding ({PH}, {PW}), planes "
+                         f"{x.shape[2]}x{x.shape[3]} -> {y.shape[2]}x{y.shape[3]}")
     if floating is float:
         MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
     else:

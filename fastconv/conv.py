@@ -36,13 +36,22 @@ def _direct_wins(filters_per_group, output_width):
     return output_width >= AUTO_IM2COL_BELOW_WIDTH
 
 
-def _pointwise_gemm(geometry):
-    """Whether im2col's GEMM runs as `_conv.conv2d_pointwise`, reading x in place: 1x1 filters at
-    unit stride without padding (so the column matrix is x itself), planes of at least
-    GEMM_OVER_BATCH_BELOW_PIXELS pixels (smaller ones run over the batch), on an ISA path with
-    the streaming micro-kernels (AVX2, AVX-512). Its sums are conv2d_im2col's, bit for bit."""
+def _is_pointwise(geometry):
+    """Whether each output pixel is a product of filters and its own input pixel: 1x1 filters at
+    unit stride without padding, and input and output planes of one size. (dx's convolution in
+    conv_transpose2d can have 1x1 filters at unit stride and still one more row or column of
+    output than input, from output_padding.)"""
     return ((geometry.FH, geometry.FW, geometry.stride, geometry.padding)
             == (1, 1, (1, 1), (0, 0))
+            and (geometry.H, geometry.W) == (geometry.HO, geometry.WO))
+
+
+def _pointwise_gemm(geometry):
+    """Whether im2col's GEMM runs as `_conv.conv2d_pointwise`, reading x in place (the column
+    matrix is x itself): pointwise layers (`_is_pointwise`) with planes of at least
+    GEMM_OVER_BATCH_BELOW_PIXELS pixels (smaller ones run over the batch), on an ISA path with
+    the streaming micro-kernels (AVX2, AVX-512). Its sums are conv2d_im2col's, bit for bit."""
+    return (_is_pointwise(geometry)
             and geometry.HO * geometry.WO >= GEMM_OVER_BATCH_BELOW_PIXELS
             and _conv.has_streaming_kernel(_config.isa_code()))
 
@@ -55,7 +64,7 @@ def choose_algorithm(geometry):
     maps, 64-1024 channels, each driver forced, alternating in one process) it took 0.80-1.03x
     the direct tiles' time and 0.69-1.09x the packed GEMM's with AVX-512 float32 on one and two
     threads (0.80-0.88x direct on the 14x14 maps, 0.95-0.98x on resnet_1x1), 0.39-0.48x direct's
-    with AVX2, 0.77-1.0x in float64. Otherwise `_direct_wins` decides.
+    with AVX2, 0.77-1.0x direct's in float64 (AVX-512). Otherwise `_direct_wins` decides.
     """
     KG = geometry.K // geometry.groups
     if KG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry):
@@ -140,7 +149,8 @@ def _forward_driver(algorithm, geometry, dtype):
     one on 7x7 input (1 pixel) 32 for 1. Below 64 pixels the GEMM runs over the whole batch's
     pixels instead: with them as the rows of packed panels (14 per tile), or, where the filters
     are large enough to come from memory on every call, streaming the filters past the pixels
-    packed along the lanes (`fastconv._conv.gemm_streams_filters` has the rule).
+    packed along the lanes (`fastconv._conv.gemm_streams_filters` has the rule). Pointwise
+    layers with larger planes run the GEMM on x in place (`_pointwise_gemm`).
     """
     if algorithm == "direct":
         return _conv.conv2d_direct
@@ -163,13 +173,13 @@ POINTWISE_ROW_LIMIT = 512
 def _pointwise_cut(geometry, gemm):
     """(rows, width) to view every H x W plane as, or None to keep it.
 
-    With a 1x1 kernel at unit stride and no padding each output pixel reads only its own input
-    pixel, so any cut of the H*W pixels into rows gives the same result. The GEMM drivers build
-    their column tiles one image row at a time: one row of H*W pixels makes each tile a whole
-    copy. The direct kernels vectorise along rows: rows of a multiple of 16 pixels leave no
-    vector lane idle (56-pixel rows use 56 of 64).
+    When each output pixel reads only its own input pixel (`_is_pointwise`), any cut of the H*W
+    pixels into rows gives the same result. The GEMM drivers build their column tiles one image
+    row at a time: one row of H*W pixels makes each tile a whole copy. The direct kernels
+    vectorise along rows: rows of a multiple of 16 pixels leave no vector lane idle (56-pixel
+    rows use 56 of 64).
     """
-    if (geometry.FH, geometry.FW, geometry.stride, geometry.padding) != (1, 1, (1, 1), (0, 0)):
+    if not _is_pointwise(geometry):
         return None
     pixels = geometry.H * geometry.W
     if gemm:

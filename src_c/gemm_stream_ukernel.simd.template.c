@@ -6,6 +6,9 @@
  * broadcast beside them. Three vectors rather than two because the rows are the filters, read from
  * memory as they stream in: more rows would mean more streams in flight at once, fewer lanes
  * would waste more of the FC layer's pixel counts (36 pixels: 48 lanes here, 64 with 4 vectors).
+ * b's rows are b_row_stride apart: a packed panel of pixels (FC layers) or an input channel's
+ * plane read in place (1x1 layers, whose driver also passes b_prefetch: one line of the next
+ * panel per step, since the channels' planes are more streams than the hardware follows).
  * The `unroll` pragmas keep the accumulator arrays in registers (see the GEMM kernels).
  */
 void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,

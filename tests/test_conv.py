@@ -457,10 +457,11 @@ def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype
 # ---------------------------------------------------------------------------------------------
 
 POINTWISE_CASES = {
-    # Planes that end in a partial panel of pixels (48 wide with AVX-512 float32, 24 otherwise),
-    # filter counts that end in a partial block (8 or 4 rows), reductions over several 256-tap
-    # blocks, several pixel blocks per plane, groups, and one image whose tasks split its filters.
-    "C300_K20_partial_panel_and_filter_block": Case(2, 300, 9, 11, 20, 1, 1),
+    # Planes that end in a partial panel of pixels (AVX-512: 48 floats or 24 doubles wide;
+    # AVX2: 24 or 12), filter counts that end in a partial block (8 or 4 rows), reductions over
+    # several 256-tap blocks, several pixel blocks per plane, groups, and one image whose tasks
+    # split its filters.
+    "C300_K21_partial_panel_and_filter_block": Case(2, 300, 9, 11, 21, 1, 1),
     "C600_K13_three_reduction_blocks": Case(1, 600, 8, 9, 13, 1, 1, bias=False),
     "panels_exactly_K16": Case(1, 40, 12, 16, 16, 1, 1),
     "many_pixel_blocks_N3": Case(3, 16, 40, 41, 24, 1, 1),
@@ -513,11 +514,14 @@ def test_pointwise_gemm_refuses_other_geometries_and_isas_without_its_kernel():
                 _conv.conv2d_pointwise(x, w, bias, False, y, 1, 1, 1, 0, 0, 1, 1, code, 1)
             continue
         for SH, PH in ((2, 0), (1, 1)):
-            with pytest.raises(ValueError, match="1x1 filters, unit stride and no padding"):
+            with pytest.raises(ValueError, match="1x1 filters, unit stride, no padding"):
                 _conv.conv2d_pointwise(x, w, bias, False, y, 1, SH, SH, PH, PH, 1, 1, code, 1)
         with pytest.raises(ValueError, match="1x1 filters"):
             _conv.conv2d_pointwise(x, np.ones((8, 4, 3, 3), np.float32), bias, False, y, 1, 1,
                                    1, 0, 0, 1, 1, code, 1)
+        with pytest.raises(ValueError, match="planes 9x9 -> 10x10"):
+            _conv.conv2d_pointwise(x, w, bias, False, np.empty((1, 8, 10, 10), np.float32), 1,
+                                   1, 1, 0, 0, 1, 1, code, 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -545,8 +549,10 @@ def test_1x1_layers_run_the_pointwise_gemm_where_a_streaming_kernel_exists(isa, 
     assert chosen(2, 16, 20, 20, 8, F=3)[1] is _conv.conv2d_direct
     assert chosen(2, 16, 20, 20, 8, groups=4)[1] is _conv.conv2d_direct
     x = np.random.default_rng(3).standard_normal((2, 16, 8, 8)).astype(dtype)
-    conv2d(x, np.ones((8, 16, 1, 1), dtype))
+    w = np.random.default_rng(4).standard_normal((8, 16, 1, 1)).astype(dtype)
+    y = conv2d(x, w)
     assert fastconv.last_algorithm() == pointwise[0]
+    assert_matches_reference(y, x, w)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ def assert_gradients_close(grads, name, dtype, batch=None):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(2, 6, 7, 9), (2, 6, 12, 20), (1, 4, 1, 37), (3, 8, 14, 14),
-                                   (1, 2, 40, 16)], ids=lambda s: "x".join(map(str, s)))
+                                   (1, 2, 40, 16), (2, 12, 8, 8)],
+                         ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_pointwise_convolutions_and_gradients_match_the_oracle(isa, shape, groups, dtype):
@@ -688,6 +689,12 @@ TRANSPOSE_CASES = {
         1, 6, 15, 15, 32, 3, 3, padding=4, output_padding=1, dilation=2),
     "dilation_2_padding_4_output_padding_1_to_14x14": TransposeCase(
         1, 6, 17, 17, 32, 3, 3, padding=4, output_padding=1, dilation=2),
+    # 1x1 filters at unit stride whose output is still a row or column larger than the input
+    # (output_padding, allowed by the dilation): not a pointwise product of planes.
+    "kernel_1x1_dilation_2_output_padding_1": TransposeCase(2, 8, 10, 10, 6, 1, 1, dilation=2,
+                                                            output_padding=1),
+    "kernel_1x1_one_row_dilation_1x2_output_padding_0x1": TransposeCase(
+        2, 8, 1, 70, 6, 1, 1, dilation=(1, 2), output_padding=(0, 1)),
 }
 
 
