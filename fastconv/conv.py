@@ -7,6 +7,7 @@ import numpy as np
 from fastconv import _config, _conv
 from fastconv._geometry import (
     aligned_contiguous, conv2d_backward_geometry, conv2d_geometry, conv_transpose2d_geometry,
+    empty_aligned,
 )
 
 ALGORITHMS = ("auto", "direct", "im2col")
@@ -121,7 +122,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     if algorithm == "auto":
         algorithm = choose_algorithm(geometry)
     _config.record_algorithm(algorithm)
-    y = np.empty(geometry.output_shape, dtype=x.dtype)
+    y = empty_aligned(geometry.output_shape, x.dtype)
     if y.size == 0:
         return y if batched else y[0]
     if geometry.reduction_size == 0:
@@ -236,7 +237,7 @@ def _backward_input(dy, w, geometry):
     Otherwise (strides, padding beyond the dilated kernel, small maps) dx = col2im(W^T @ dy) on
     the GEMM, which also never multiplies inserted zeros.
     """
-    dx = np.empty((geometry.N, geometry.C, geometry.H, geometry.W), dtype=dy.dtype)
+    dx = empty_aligned((geometry.N, geometry.C, geometry.H, geometry.W), dy.dtype)
     if dx.size == 0:
         return dx
     if dy.size == 0:

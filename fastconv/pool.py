@@ -8,8 +8,8 @@ import numpy as np
 from fastconv import _config, _pool
 from fastconv._geometry import (
     aligned_contiguous, check_bool, check_gradient, check_input_shape, check_int,
-    check_max_pool_indices, check_norm_type, max_pool_index_error, pool2d_geometry,
-    pool2d_shape_geometry,
+    check_max_pool_indices, check_norm_type, empty_aligned, max_pool_index_error,
+    pool2d_geometry, pool2d_shape_geometry,
 )
 
 
@@ -71,8 +71,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     func = "max_pool2d"
     return_indices = check_bool(func, "return_indices", return_indices)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, dilation, ceil_mode)
-    y = np.empty(g.output_shape, dtype=x.dtype)
-    indices = np.empty(g.output_shape if return_indices else (1, 1, 1, 1), dtype=np.int64)
+    y = empty_aligned(g.output_shape, x.dtype)
+    indices = empty_aligned(g.output_shape if return_indices else (1, 1, 1, 1), np.int64)
     if y.size:
         _pool.max_pool2d_forward(aligned_contiguous(x), y, indices, return_indices,
                                  *g.kernel_size, *g.stride, *g.padding, *g.dilation,
@@ -124,7 +124,7 @@ def max_pool2d_backward(dy, indices, input_shape):
         raise max_pool_index_error(func, int(indices.flat[0]), 0)
     if dy4.size == 0 or math.prod(shape) == 0:
         return _unbatch(np.zeros(shape, dtype=dy4.dtype), batched)
-    dx = np.empty(shape, dtype=dy4.dtype)
+    dx = empty_aligned(shape, dy4.dtype)
     bad = _pool.max_pool2d_backward(aligned_contiguous(dy4), indices, dx,
                                     _config.threads_for(POOL_WORK_WEIGHT
                                                         * (dx.size + dy4.size)))
@@ -169,7 +169,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
     divisor = _divisor_override(func, divisor_override)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, 1, ceil_mode)
-    y = np.empty(g.output_shape, dtype=x.dtype)
+    y = empty_aligned(g.output_shape, x.dtype)
     if y.size:
         _pool.avg_pool2d_forward(aligned_contiguous(x), y, *g.kernel_size, *g.stride,
                                  *g.padding, count_include_pad, divisor, _threads(g))
@@ -200,7 +200,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
     shape, batched = check_input_shape(func, input_shape)
     g = pool2d_shape_geometry(func, shape, kernel_size, stride, padding, 1, ceil_mode)
     dy = check_gradient(func, dy, None, g.output_shape, batched, "the forward output's shape")
-    dx = np.empty(shape, dtype=dy.dtype)
+    dx = empty_aligned(shape, dy.dtype)
     if dx.size:
         if dy.size:
             _pool.avg_pool2d_backward(aligned_contiguous(dy), dx, *g.kernel_size, *g.stride,

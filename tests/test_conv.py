@@ -502,6 +502,33 @@ def test_pointwise_gemm_matches_oracle_on_random_geometries(isa, N, CG, KG, grou
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_pointwise_gemm_on_inputs_at_every_offset_in_a_cache_line(isa, dtype):
+    """Planes of a whole number of cache lines start their panels on x's line boundaries, after
+    a partial first panel; the results must not depend on where x starts."""
+    from fastconv import _conv, _runtime, conv as conv_module
+    from fastconv._geometry import conv2d_geometry
+
+    if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None:
+        pytest.skip(f"the {isa} path has no streaming kernel")
+    case = Case(2, 20, 12, 16, 11, 1, 1)
+    x, w, b = make_inputs(case, dtype, seed=9)
+    geometry = conv2d_geometry("conv2d", x, w, b, 1, 0, 1, 1)[3]
+    line = 64 // np.dtype(dtype).itemsize
+    results = []
+    for offset in range(line):
+        buffer = np.empty(x.size + 2 * line, dtype)
+        start = (-buffer.ctypes.data % 64) // buffer.itemsize + offset
+        shifted = buffer[start:start + x.size].reshape(x.shape)
+        shifted[...] = x
+        y = np.full(geometry.output_shape, np.nan, dtype)
+        _conv.conv2d_pointwise(shifted, w, b, True, y, *conv_module._driver_arguments(geometry))
+        results.append(y)
+    assert_matches_reference(results[0], x, w, b)
+    for y in results[1:]:
+        np.testing.assert_array_equal(y, results[0])
+
+
 def test_pointwise_gemm_refuses_other_geometries_and_isas_without_its_kernel():
     from fastconv import _config, _conv, _runtime
 
@@ -935,3 +962,22 @@ def test_float32_error_on_vgg_sized_reductions_stays_within_1e_6_of_the_output_s
     y = conv2d(x, w, padding=1, algorithm=algorithm)
     assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) <= 1e-6
 
+
+
+def test_outputs_start_on_a_cache_line_and_behave_like_any_array():
+    """conv2d, its gradients and max-pooling allocate their results on 64-byte boundaries
+    (NumPy's own are 16-byte aligned), so the kernels' vector stores never straddle lines."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
+    y = conv2d(x, w)
+    dx, dw, db = fastconv.conv2d_backward(np.ones_like(y), x, w)
+    pooled, indices = fastconv.max_pool2d(x, 2, return_indices=True)
+    results = [y, dx, fastconv.conv_transpose2d(y, w), pooled, indices,
+               fastconv.max_pool2d_backward(pooled, indices, x.shape),
+               fastconv.avg_pool2d_backward(pooled, x.shape, 2)]
+    for result in results:
+        assert result.ctypes.data % 64 == 0
+        assert result.flags.c_contiguous and result.flags.writeable
+    y[...] = 1
+    assert np.all(y == 1) and y.sum() == y.size
