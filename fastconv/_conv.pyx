@@ -1328,7 +1328,7 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     # first line boundary form a partial panel of their own.
     cdef Py_ssize_t line = 64 // sizeof(floating), head = 0
     if P % line == 0:
-        head = min(P, (-(<size_t>&x[0, 0, 0, 0]) % 64) // sizeof(floating))
+        head = min(P, <Py_ssize_t>((-(<size_t>&x[0, 0, 0, 0]) % 64) // sizeof(floating)))
     cdef Py_ssize_t panels = (head > 0) + (P - head + NR - 1) // NR
     cdef Py_ssize_t pixel_blocks = (panels + POINTWISE_TASK_PANELS - 1) // POINTWISE_TASK_PANELS
     cdef Py_ssize_t filters_per_task, filter_tasks

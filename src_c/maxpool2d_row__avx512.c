@@ -142,11 +142,74 @@ static int fc_smaxpool2d_row_inside__avx512(const float *x, float *y, int64_t *i
     return 1;
 }
 
+/*
+ * The commonest window, 2x2 at stride 2 without padding or dilation: each pair of input rows is
+ * loaded once (two vectors per 16 outputs) and split into its even and odd columns, so the four
+ * taps cost two loads and two permutes per row instead of two of each per tap, with none of the
+ * general path's per-tap bookkeeping (perf: that loop was most of cifar_pool's forward). Same
+ * tap order and rule. Returns 0, doing nothing, for any other row.
+ */
+static int fc_smaxpool2d_row_2x2s2__avx512(const float *x, float *y, int64_t *indices,
+                                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
+                                           ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                           ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                                           ptrdiff_t DH, ptrdiff_t DW)
+{
+    if (KH != 2 || KW != 2 || SH != 2 || SW != 2 || PH != 0 || PW != 0 || DH != 1 || DW != 1
+        || 2 * ho + 1 > H - 1 || 2 * WO > W)
+        return 0;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i lane_step = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const float *rows[2] = {x + 2 * ho * W, x + (2 * ho + 1) * W};
+    for (ptrdiff_t wo = 0; wo < WO; wo += 16) {
+        const ptrdiff_t n = WO - wo < 16 ? WO - wo : 16;
+        const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+        /* Outputs 0..n-1 read 2n elements from column 2*wo. */
+        const __mmask16 lo_mask = (__mmask16)(n >= 8 ? 0xFFFFu : (1u << (2 * n)) - 1);
+        const __mmask16 hi_mask = (__mmask16)(n <= 8 ? 0u : (1u << (2 * n - 16)) - 1);
+        __m512 best = _mm512_setzero_ps();
+        __m512i best_lo = _mm512_setzero_si512(), best_hi = _mm512_setzero_si512();
+        for (int r = 0; r < 2; r++) {
+            const float *src = rows[r] + 2 * wo;
+            const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src);
+            const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + 16);
+            for (int kw = 0; kw < 2; kw++) {
+                const __m512 v = _mm512_permutex2var_ps(lo, kw ? odd : even, hi);
+                /* The first tap always starts the maximum (it is the window's first position,
+                 * PyTorch's index for an all -inf window too). */
+                const __mmask16 take = (r == 0 && kw == 0)
+                    ? lanes
+                    : lanes & (_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ)
+                               | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+                best = _mm512_mask_mov_ps(best, take, v);
+                if (indices) {
+                    const __m512i at = _mm512_add_epi64(
+                        _mm512_set1_epi64((2 * ho + r) * W + 2 * wo + kw), lane_step);
+                    best_lo = _mm512_mask_mov_epi64(best_lo, (__mmask8)take, at);
+                    best_hi = _mm512_mask_mov_epi64(best_hi, (__mmask8)(take >> 8),
+                                                    _mm512_add_epi64(at, _mm512_set1_epi64(16)));
+                }
+            }
+        }
+        _mm512_mask_storeu_ps(y + wo, lanes, best);
+        if (indices) {
+            _mm512_mask_storeu_epi64(indices + wo, (__mmask8)lanes, best_lo);
+            _mm512_mask_storeu_epi64(indices + wo + 8, (__mmask8)(lanes >> 8), best_hi);
+        }
+    }
+    return 1;
+}
+
 void fc_smaxpool2d_row__avx512(const float *x, float *y, int64_t *indices, ptrdiff_t H,
                                ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH,
                                ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
                                ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
 {
+    if (fc_smaxpool2d_row_2x2s2__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH, PW,
+                                        DH, DW))
+        return;
     if (!fc_smaxpool2d_row_inside__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH, PW,
                                           DH, DW))
         fc_smaxpool2d_row_any_window__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH,
