@@ -515,13 +515,27 @@ cdef void _build_band(const fc_kernel_table *kernels, const floating *x, Py_ssiz
 
 
 cdef void _pack_direct_filters(const floating *w, Py_ssize_t KG, Py_ssize_t taps,
-                               Py_ssize_t KT, Py_ssize_t k0, floating *packed) noexcept nogil:
-    """packed[tap*KT + k] = w[(k0 + k)*taps + tap] for k < KT (0 past the group's KG filters):
-    one register tile's filters, tap by tap, for broadcasting."""
-    cdef Py_ssize_t tap, k
-    for tap in range(taps):
-        for k in range(KT):
-            packed[tap * KT + k] = w[(k0 + k) * taps + tap] if k0 + k < KG else 0
+                               Py_ssize_t KT, Py_ssize_t k0, floating *packed,
+                               Py_ssize_t rotated_taps) noexcept nogil:
+    """packed[tap*KT + k] = filter k0 + k's tap for k < KT (0 past the group's KG filters): one
+    register tile's filters, tap by tap, for broadcasting. Filter f's taps are w[f*taps + tap],
+    or, when rotated_taps (FH*FW) is not 0, those of w's group turned by 180 degrees with its
+    channel axes swapped: tap = (k, ff) of forward filter k, w[(k*KG + f)*FF + FF-1-ff]."""
+    cdef Py_ssize_t tap, k, FF = rotated_taps
+    if not rotated_taps:
+        for tap in range(taps):
+            for k in range(KT):
+                packed[tap * KT + k] = w[(k0 + k) * taps + tap] if k0 + k < KG else 0
+        return
+    cdef Py_ssize_t kk, ff, filters = min(KT, KG - k0)
+    cdef const floating *src
+    for kk in range(taps // FF):
+        for ff in range(FF):
+            src = w + (kk * KG + k0) * FF + FF - 1 - ff
+            for k in range(filters):
+                packed[(kk * FF + ff) * KT + k] = src[k * FF]
+            for k in range(filters, KT):
+                packed[(kk * FF + ff) * KT + k] = 0
 
 
 cdef inline void _direct_tile(const fc_kernel_table *kernels, Py_ssize_t taps,
@@ -649,7 +663,8 @@ def direct_reads_x(Py_ssize_t KG, Py_ssize_t H, Py_ssize_t W, Py_ssize_t HO, Py_
 def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                   const floating[::1] bias, bint has_bias, floating[:, :, :, ::1] y,
                   Py_ssize_t groups, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW,
-                  Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads):
+                  Py_ssize_t DH, Py_ssize_t DW, int isa, int num_threads,
+                  bint rotated=False):
     """y := conv2d(x, w) + bias by direct convolution: no column matrix.
 
     Register tiles of KT filters x 2 vectors of output pixels (vectorised along the output
@@ -661,9 +676,17 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     (direct_tile_kind); they sum their taps in a scratch block and store into y once. Groups
     with fewer filters than DIRECT_ROW_MAX_FILTERS would fill a tile mostly with padding; they
     take the row kernel.
+
+    rotated: w holds a convolution's filters (groups*KG', CG', FH, FW) and this one runs with
+    them as `rotate_filters` gives them (dx at unit stride), read so by the filter packing
+    instead of from a rotated copy (for vgg_conv5_2 that copy alone took ~1.2 ms, memory-bound).
     """
-    if (w.shape[0] // groups <= DIRECT_ROW_MAX_FILTERS or not direct_band_fits(
-            w.shape[1], w.shape[2], w.shape[3], y.shape[3], SW, DH, DW, sizeof(floating))):
+    cdef Py_ssize_t K = groups * w.shape[1] if rotated else w.shape[0]
+    cdef Py_ssize_t CG = w.shape[0] // groups if rotated else w.shape[1]
+    if (K // groups <= DIRECT_ROW_MAX_FILTERS or not direct_band_fits(
+            CG, w.shape[2], w.shape[3], y.shape[3], SW, DH, DW, sizeof(floating))):
+        if rotated:
+            w = rotate_filters(w, groups, num_threads)
         _conv2d_direct_rows(x, w, bias, has_bias, y, groups, SH, SW, PH, PW, DH, DW,
                             num_threads)
         return
@@ -678,7 +701,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
         KT, VW = kernels.ddirect_kt, kernels.ddirect_vw
         MR, NR = kernels.dfilter_tile_mr, kernels.dfilter_tile_nr
     cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t K = w.shape[0], CG = w.shape[1], FH = w.shape[2], FW = w.shape[3]
+    cdef Py_ssize_t FH = w.shape[2], FW = w.shape[3]
     cdef Py_ssize_t HO = y.shape[2], WO = y.shape[3], KG = K // groups, taps = CG * FH * FW
     cdef Py_ssize_t row_vectors = (WO + VW - 1) // VW, row_tiles = (WO + MR - 1) // MR
     cdef Py_ssize_t flat_len = _flat_row_len(W, WO, FW, PW, DW, SH, SW, VW)
@@ -734,7 +757,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     with nogil:
         for t in prange(groups * k_blocks, schedule="static", num_threads=num_threads):
             _pack_direct_filters(&w[0, 0, 0, 0] + (t // k_blocks) * KG * taps, KG, taps, KT,
-                                 (t % k_blocks) * KT, &packed[t, 0])
+                                 (t % k_blocks) * KT, &packed[t, 0],
+                                 FH * FW if rotated else 0)
         for t in prange(tasks, schedule="static", num_threads=num_threads):
             kp = t % k_parts
             rb = (t // k_parts) % row_blocks

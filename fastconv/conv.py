@@ -252,12 +252,15 @@ def _backward_input(dy, w, geometry):
                      and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _direct_wins(CG, geometry.W)
                      and _direct_backward_input_wins(geometry)):
         threads = _config.threads_for(geometry.flops // 2)
-        w_rotated = _conv.rotate_filters(aligned_contiguous(w), G, threads)
-        driver = _conv.conv2d_pointwise if pointwise else _conv.conv2d_direct
         _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, pointwise), geometry,
                                    aligned_contiguous(dy), dx)
-        driver(dy_cut, w_rotated, np.zeros(1, dy.dtype), False, dx_cut, G, 1, 1, PH, PW, DH, DW,
-               _config.isa_code(), threads)
+        arguments = (np.zeros(1, dy.dtype), False, dx_cut, G, 1, 1, PH, PW, DH, DW,
+                     _config.isa_code(), threads)
+        if pointwise:
+            _conv.conv2d_pointwise(dy_cut, _conv.rotate_filters(aligned_contiguous(w), G, threads),
+                                   *arguments)
+        else:
+            _conv.conv2d_direct(dy_cut, aligned_contiguous(w), *arguments, True)  # w rotated
         return dx
     cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry,
                                           aligned_contiguous(dy), dx)
