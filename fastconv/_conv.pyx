@@ -25,7 +25,6 @@ from fastconv._kernels cimport (
 
 cdef extern from *:
     void __builtin_prefetch(const void *address) noexcept nogil
-    void _prefetch_for_write "__builtin_prefetch"(const void *address, int rw) noexcept nogil
 
 cdef enum:
     # Columns ahead that packing a transposed A prefetches (~ memory latency / time per column).
@@ -1246,9 +1245,9 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
     Each block of x's rows serves the calls for every filter while it is in cache. x's CG rows
     lie a plane apart, more streams than the hardware prefetchers follow, so the calls prefetch
     the next panel's lines of those rows, one line per channel each (the first ceil(NR/line) + 1
-    calls: NR pixels can straddle one line more than they fill). Before its first call each block
-    of filters prefetches the lines of y the next panel will write (y was not read before, so
-    its lines would otherwise be fetched one at a time as the bias is written).
+    calls: NR pixels can straddle one line more than they fill). Prefetching the lines of y the
+    next panel writes as well measured 4% slower (resnet_1x1, alternating builds), so y is left
+    to the hardware.
     """
     cdef Py_ssize_t line = 64 // sizeof(floating)
     cdef Py_ssize_t prefetch_calls = (NR + line - 1) // line + 1
@@ -1278,10 +1277,6 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
             prefetch = NULL
             if has_next and fr < prefetch_calls:
                 prefetch = x_plane + k0 * P + next_p0 + fr * line
-            if has_next and kb == 0:
-                for i in range(rows):
-                    for j in range(prefetch_calls):
-                        _prefetch_for_write(y_rows + (fr * MR + i) * P + next_p0 + j * line, 1)
             w_block = w_rows + fr * MR * CG + k0
             if rows == MR and cols == NR:
                 _stream_ukernel(kernels, kc, w_block, CG, b, b_stride,
