@@ -1081,6 +1081,18 @@ cdef inline void _stream_ukernel(const fc_kernel_table *kernels, Py_ssize_t kc,
         kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch)
 
 
+cdef void _copy_padded_rows(const floating *src, Py_ssize_t row_stride, Py_ssize_t rows,
+                            Py_ssize_t MR, Py_ssize_t kc, floating *dst) noexcept nogil:
+    """dst (MR x kc, rows kc apart) := the first kc elements of src's `rows` rows, then zero
+    rows: the streaming kernel reads MR whole rows, so a partial block is read from this."""
+    cdef Py_ssize_t i
+    for i in range(MR):
+        if i < rows:
+            memcpy(dst + i * kc, src + i * row_stride, kc * sizeof(floating))
+        else:
+            memset(dst + i * kc, 0, kc * sizeof(floating))
+
+
 cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
                                   const floating *w, Py_ssize_t R, Py_ssize_t nf, Py_ssize_t MR,
                                   Py_ssize_t NR, const floating *b_packed, Py_ssize_t qc,
@@ -1088,9 +1100,8 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
                                   floating *edge_rows) noexcept nogil:
     """c[0:nf, 0:qc] += w[0:nf, 0:kc] (rows R apart) @ the qc pixels packed in NR-wide panels,
     one kernel call per GEMM_KC taps (each call's sums go into c, so the blocks are the packed
-    GEMMs'), the calls for one block of rows in a row: each row is read in one run of kc. The
-    kernel reads MR whole rows, so a last partial block of rows is read from a zero-padded copy
-    (edge_rows: MR x kc)."""
+    GEMMs'), the calls for one block of rows in a row: each row is read in one run of kc. A last
+    partial block of rows is read from a zero-padded copy (edge_rows: MR x kc)."""
     cdef Py_ssize_t fr, rows, i, panel, w_stride, block, k0
     cdef const floating *w_rows
     for fr in range((nf + MR - 1) // MR):
@@ -1098,11 +1109,7 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
         w_rows = w + fr * MR * R
         w_stride = R
         if rows < MR:
-            for i in range(MR):
-                if i < rows:
-                    memcpy(edge_rows + i * kc, w_rows + i * R, kc * sizeof(floating))
-                else:
-                    memset(edge_rows + i * kc, 0, kc * sizeof(floating))
+            _copy_padded_rows(w_rows, R, rows, MR, kc, edge_rows)
             w_rows = edge_rows
             w_stride = kc
         for panel in range((qc + NR - 1) // NR):
@@ -1285,11 +1292,7 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
             # A partial tile: zero-padded filter rows, outputs through c_tile.
             w_stride = CG
             if rows < MR:
-                for i in range(MR):
-                    if i < rows:
-                        memcpy(w_edge + i * kc, w_block + i * CG, kc * sizeof(floating))
-                    else:
-                        memset(w_edge + i * kc, 0, kc * sizeof(floating))
+                _copy_padded_rows(w_block, CG, rows, MR, kc, w_edge)
                 w_block = w_edge
                 w_stride = kc
             memset(c_tile, 0, MR * NR * sizeof(floating))
