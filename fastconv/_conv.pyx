@@ -78,8 +78,8 @@ cdef enum:
     # tasks (the two threads split a batch of one evenly), large enough that a task's next
     # panel, whose lines its calls prefetch, is usually its own.
     POINTWISE_TASK_PANELS = 4
-    # conv2d_backward_input: most bytes of a task's column block (its channels' rows x a block
-    # of pixels), which stays in L2 beside the packed blocks between its GEMMs and its col2im.
+    # conv2d_backward_input: most bytes of a task's column block (rows of its channels' taps x a
+    # block of pixels), which stays in L2 beside the packed blocks between its GEMMs and col2im.
     DX_COLUMNS_BYTES = 524288
     # Fewer tasks than this and the drivers split the work further, so both threads have some.
     MIN_TASKS = 8
@@ -390,11 +390,10 @@ cdef (Py_ssize_t, Py_ssize_t) _micro_tile(const fc_kernel_table *kernels, bint s
     return kernels.dgemm_mr, kernels.dgemm_nr
 
 
-def _aligned_empty(Py_ssize_t rows, Py_ssize_t columns, bint single, bint zeroed=False):
+def _aligned_rows(Py_ssize_t rows, Py_ssize_t columns, bint single, bint zeroed=False):
     """An uninitialised (or zeroed) float32/float64 array of `rows` rows of at least `columns`
-    elements, each row starting on a 64-byte cache line. The kernels read packed panels and
-    bands with vector loads, and a vector that straddles two lines costs two (NumPy aligns to
-    16 bytes: the pointwise kernel measured 12-18% slower on such data)."""
+    elements, each row starting on a 64-byte cache line: per-thread workspaces, whose packed
+    panels and bands the kernels read with vector loads (see _geometry.empty_aligned)."""
     cdef Py_ssize_t itemsize = 4 if single else 8, line = 64 // itemsize
     cdef Py_ssize_t stride = (columns + line - 1) // line * line
     buffer = (np.zeros if zeroed else np.empty)(rows * stride + line,
@@ -516,10 +515,11 @@ cdef void _build_band(const fc_kernel_table *kernels, const floating *x, Py_ssiz
 cdef void _pack_direct_filters(const floating *w, Py_ssize_t KG, Py_ssize_t taps,
                                Py_ssize_t KT, Py_ssize_t k0, floating *packed,
                                Py_ssize_t rotated_taps) noexcept nogil:
-    """packed[tap*KT + k] = filter k0 + k's tap for k < KT (0 past the group's KG filters): one
-    register tile's filters, tap by tap, for broadcasting. Filter f's taps are w[f*taps + tap],
-    or, when rotated_taps (FH*FW) is not 0, those of w's group turned by 180 degrees with its
-    channel axes swapped: tap = (k, ff) of forward filter k, w[(k*KG + f)*FF + FF-1-ff]."""
+    """packed[tap*KT + j] = the tap of filter k0 + j, for the KT lanes j of one register tile
+    (0 past the group's KG filters), tap by tap, for broadcasting. Filter f's taps are
+    w[f*taps + tap]; or, when rotated_taps (FF = FH*FW) is not 0, w holds the group's forward
+    filters (taps/FF of them, each with KG channels) and filter f is channel f of all of them
+    turned by 180 degrees: tap (i, ff) is w[(i*KG + f)*FF + FF-1-ff] for forward filter i."""
     cdef Py_ssize_t tap, k, FF = rotated_taps
     if not rotated_taps:
         for tap in range(taps):
@@ -721,7 +721,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t k_blocks = (KG + KT - 1) // KT
     cdef Py_ssize_t blocks_per_part, k_parts
     blocks_per_part, k_parts = _split_rows(k_blocks, N * groups * row_blocks, 1)
-    cdef floating[:, ::1] packed = _aligned_empty(groups * k_blocks, taps * KT, single)
+    cdef floating[:, ::1] packed = _aligned_rows(groups * k_blocks, taps * KT, single)
     cdef bint x_is_band = direct_reads_x(KG, H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW, isa,
                                          single)
     # The tiles' rows and tap offsets: x's own, or the band's.
@@ -731,10 +731,10 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     # Flat rows read past the band's last row: into the next channel's zeros, and past the last
     # channel into this tail (zeros, so no lane ever computes on stale or denormal values).
     cdef Py_ssize_t band_tail = row_len + VW if flat_len else 0
-    cdef floating[:, ::1] bands = _aligned_empty(
+    cdef floating[:, ::1] bands = _aligned_rows(
         num_threads, 1 if x_is_band else CG * max_band_rows * row_len + band_tail, single, True)
     # A filter-vector tile sums its taps in a scratch block, then stores into y once.
-    cdef floating[:, ::1] tiles = _aligned_empty(
+    cdef floating[:, ::1] tiles = _aligned_rows(
         num_threads, FC_GEMM_MAX_TILE if filter_tiles else 1, single)
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
     cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1, span, r, j
@@ -907,7 +907,7 @@ def conv2d_im2col(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef Py_ssize_t rows_per_task, row_tasks
     rows_per_task, row_tasks = _split_rows(KG, N * groups * pixel_blocks, MR)
     cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, a_size + b_size + FC_GEMM_MAX_TILE, floating is float)
     cdef Py_ssize_t tasks = N * groups * pixel_blocks * row_tasks
     cdef Py_ssize_t t, n, g, pb, mt, p0, nc, m_begin, m_end, kb, k0, kc, mb, m0, mc
@@ -1033,7 +1033,7 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
     if filters_per_task > FT:
         filters_per_task, filter_tasks = FT, (KG + FT - 1) // FT
     cdef Py_ssize_t a_size = QB * GEMM_KC, b_size = NR * GEMM_KC, c_size = QB * FT
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, a_size + b_size + c_size, floating is float)
     cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
     cdef Py_ssize_t t, ldt, kb, k0, kc, jr, ir, q, f
@@ -1208,7 +1208,7 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     # the copy the last partial row block is read from (the kernel reads MR whole rows).
     cdef Py_ssize_t b_size = QB * KC, edge_size = MR * KC
     cdef Py_ssize_t c_size = (filters_per_task + MR - 1) // MR * MR * QB
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, b_size + c_size + edge_size, floating is float)
     cdef Py_ssize_t tasks = groups * pixel_blocks * filter_tasks
     cdef Py_ssize_t t, kb, k0, kc, q, f
@@ -1344,10 +1344,11 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
         MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
     cdef Py_ssize_t N = x.shape[0], CG = w.shape[1], K = w.shape[0], KG = K // groups
     cdef Py_ssize_t P = x.shape[2] * x.shape[3]
-    # When every channel's plane starts at the same offset in its cache line, the panels start
-    # on lines: a panel that straddles one line more than it fills makes each of the kernel's
-    # vector loads two (12-18% slower on NumPy's 16-byte-aligned arrays). The pixels before the
-    # first line boundary form a partial panel of their own.
+    # When every channel's plane starts at the same offset in its cache line, the panel grid is
+    # shifted to start on a line boundary (the pixels before it form a partial panel of their
+    # own): with AVX-512 every panel then starts on a line, with AVX2 (96-byte panels) every
+    # other one. A vector load across two lines costs two (12-18% slower in the C harness on
+    # NumPy's 16-byte-aligned arrays).
     cdef Py_ssize_t line = 64 // sizeof(floating), head = 0
     if P % line == 0:
         head = min(P, <Py_ssize_t>((-(<size_t>&x[0, 0, 0, 0]) % 64) // sizeof(floating)))
@@ -1355,7 +1356,7 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     cdef Py_ssize_t pixel_blocks = (panels + POINTWISE_TASK_PANELS - 1) // POINTWISE_TASK_PANELS
     cdef Py_ssize_t filters_per_task, filter_tasks
     filters_per_task, filter_tasks = _split_rows(KG, N * groups * pixel_blocks, MR)
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, GEMM_KC * NR + MR * GEMM_KC + MR * NR, floating is float)
     cdef Py_ssize_t tasks = N * groups * pixel_blocks * filter_tasks
     cdef Py_ssize_t t, plane, pb, f_begin, nf, panel, p0, cols
@@ -1431,20 +1432,26 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, 
                                    dy.shape[3], SH, SW, PH, PW, DH, DW)
     cdef Py_ssize_t KG = K // groups, FF = s.FH * s.FW, R = CG * FF, P = s.HO * s.WO
     cdef Py_ssize_t NC = GEMM_NC_PANELS * NR, MC = GEMM_MC_PANELS * MR
+    # Columns are kept for one block of pixels, ldc apart (NC, or fewer for small planes), and
+    # for at most `rows_cap` rows (DX_COLUMNS_BYTES): a task's rows past that (a kernel of more
+    # than ~500 taps) run in chunks, each packing dy again.
+    cdef Py_ssize_t ldc = min(NC, (P + NR - 1) // NR * NR)
+    cdef Py_ssize_t rows_cap = max(MC, DX_COLUMNS_BYTES // (ldc * <Py_ssize_t>sizeof(floating))
+                                   // MC * MC)
     # Channels per task: whole channels, so tasks own their planes; enough tasks for the threads;
-    # few enough that the task's columns for one block of pixels (FF rows per channel x NC)
-    # take at most DX_COLUMNS_BYTES.
+    # no more than fit the columns, while a channel's rows do.
     cdef Py_ssize_t channel_parts = min(CG, max(1, (MIN_TASKS + N * groups - 1) // (N * groups)))
-    cdef Py_ssize_t channels_cap = max(1, DX_COLUMNS_BYTES // (FF * NC * <Py_ssize_t>sizeof(floating)))
+    cdef Py_ssize_t channels_cap = max(1, rows_cap // FF)
     channel_parts = max(channel_parts, (CG + channels_cap - 1) // channels_cap)
     cdef Py_ssize_t channels_per_task = (CG + channel_parts - 1) // channel_parts
     cdef Py_ssize_t channel_tasks = (CG + channels_per_task - 1) // channels_per_task
-    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC
-    cdef Py_ssize_t col_size = channels_per_task * FF * NC
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef Py_ssize_t chunk_rows = min(channels_per_task * FF, rows_cap)
+    cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NC * GEMM_KC, col_size = chunk_rows * ldc
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, a_size + b_size + col_size + FC_GEMM_MAX_TILE, floating is float)
     cdef Py_ssize_t tasks = N * groups * channel_tasks
-    cdef Py_ssize_t t, n, g, ct, c0, c1, pb, p0, nc, r_begin, r_end, mb, m0, mc, kb, k0, kc
+    cdef Py_ssize_t t, n, g, ct, c0, c1, pb, p0, nc, r_begin, r_end, chunk, q0, q1, mb, m0, mc
+    cdef Py_ssize_t kb, k0, kc
     cdef floating *a_packed
     cdef floating *b_packed
     cdef floating *cols
@@ -1470,20 +1477,24 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, 
             for pb in range((P + NC - 1) // NC):
                 p0 = pb * NC
                 nc = min(NC, P - p0)
-                # Each block of dy is packed once and serves all the task's rows; the first
-                # block's products start the columns (no zeroing pass), the others add to them.
-                for kb in range((KG + GEMM_KC - 1) // GEMM_KC):
-                    k0 = kb * GEMM_KC
-                    kc = min(GEMM_KC, KG - k0)
-                    _pack_b(dy_image + k0 * P + p0, P, kc, nc, NR, b_packed)
-                    for mb in range((r_end - r_begin + MC - 1) // MC):
-                        m0 = r_begin + mb * MC
-                        mc = min(MC, r_end - m0)
-                        _pack_a_transposed(w_group + k0 * R + m0, R, mc, kc, MR, a_packed)
-                        _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
-                                           cols + (m0 - r_begin) * NC, NC,
-                                           b_packed + b_size + col_size, kb > 0)
-                _col2im_tile_add(kernels, cols, NC, &s, r_begin, r_end - r_begin, p0, nc, dx_image)
+                for chunk in range((r_end - r_begin + chunk_rows - 1) // chunk_rows):
+                    q0 = r_begin + chunk * chunk_rows
+                    q1 = min(r_end, q0 + chunk_rows)
+                    # Each block of dy is packed once and serves all the chunk's rows; the first
+                    # block's products start the columns (no zeroing pass), the others add to
+                    # them. Rows are added back in increasing order whatever the chunks.
+                    for kb in range((KG + GEMM_KC - 1) // GEMM_KC):
+                        k0 = kb * GEMM_KC
+                        kc = min(GEMM_KC, KG - k0)
+                        _pack_b(dy_image + k0 * P + p0, P, kc, nc, NR, b_packed)
+                        for mb in range((q1 - q0 + MC - 1) // MC):
+                            m0 = q0 + mb * MC
+                            mc = min(MC, q1 - m0)
+                            _pack_a_transposed(w_group + k0 * R + m0, R, mc, kc, MR, a_packed)
+                            _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
+                                               cols + (m0 - q0) * ldc, ldc,
+                                               b_packed + b_size + col_size, kb > 0)
+                    _col2im_tile_add(kernels, cols, ldc, &s, q0, q1 - q0, p0, nc, dx_image)
 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
@@ -1511,7 +1522,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
     # [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
     cdef Py_ssize_t pixel_blocks = (P + GEMM_KC - 1) // GEMM_KC, units = N * pixel_blocks
     cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NCW * GEMM_KC, rows_size = NR * GEMM_KC
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, a_size + b_size + rows_size + FC_GEMM_MAX_TILE, floating is float)
     cdef Py_ssize_t tasks = parts * groups * col_blocks
     cdef Py_ssize_t t, part, g, cb, r0, nc, u, n, pb, p0, kc, mb, m0, mc, i
@@ -1619,7 +1630,7 @@ def conv2d_backward_weight_direct(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t tiles_per_range, k_ranges
     tiles_per_range, k_ranges = _split_rows(k_tiles, parts * groups, 1)
     cdef Py_ssize_t[::1] tap_offset = _tap_offsets(band_layout, CG, FH, FW, SW, DH, DW)
-    cdef floating[:, ::1] bands = _aligned_empty(num_threads, CG * max_band_rows * row_len,
+    cdef floating[:, ::1] bands = _aligned_rows(num_threads, CG * max_band_rows * row_len,
                                                  floating is float)
     cdef Py_ssize_t tasks = parts * groups * k_ranges
     cdef Py_ssize_t t, part, g, kr, k_begin, k_end, n, rb, ho0, rows, kt0, kt, t0, tt, i, j
@@ -1763,7 +1774,7 @@ def conv2d_backward_weight_filter_tiles(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t[:, ::1] tap_offset = padded_offsets
     cdef Py_ssize_t band_size = 0 if x_is_band else CB * band_rows * row_len
     cdef Py_ssize_t g_size = rows_per_block * WO * NR
-    cdef floating[:, ::1] workspace = _aligned_empty(
+    cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, band_size + g_size + block_taps * KB, floating is float)
     cdef Py_ssize_t tasks = parts * groups * channel_blocks * filter_blocks
     cdef Py_ssize_t t, part, g, cb, fb, c0, cc, k0, kb, u, n, ho0, rows, sub, kt, tile

@@ -260,7 +260,7 @@ def _backward_input(dy, w, geometry):
             _conv.conv2d_pointwise(dy_cut, _conv.rotate_filters(aligned_contiguous(w), G, threads),
                                    *arguments)
         else:
-            _conv.conv2d_direct(dy_cut, aligned_contiguous(w), *arguments, True)  # w rotated
+            _conv.conv2d_direct(dy_cut, aligned_contiguous(w), *arguments, rotated=True)
         return dx
     cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry,
                                           aligned_contiguous(dy), dx)

@@ -511,22 +511,24 @@ def test_pointwise_gemm_on_inputs_at_every_offset_in_a_cache_line(isa, dtype):
 
     if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None:
         pytest.skip(f"the {isa} path has no streaming kernel")
-    case = Case(2, 20, 12, 16, 11, 1, 1)
-    x, w, b = make_inputs(case, dtype, seed=9)
-    geometry = conv2d_geometry("conv2d", x, w, b, 1, 0, 1, 1)[3]
-    line = 64 // np.dtype(dtype).itemsize
-    results = []
-    for offset in range(line):
-        buffer = np.empty(x.size + 2 * line, dtype)
-        start = (-buffer.ctypes.data % 64) // buffer.itemsize + offset
-        shifted = buffer[start:start + x.size].reshape(x.shape)
-        shifted[...] = x
-        y = np.full(geometry.output_shape, np.nan, dtype)
-        _conv.conv2d_pointwise(shifted, w, b, True, y, *conv_module._driver_arguments(geometry))
-        results.append(y)
-    assert_matches_reference(results[0], x, w, b)
-    for y in results[1:]:
-        np.testing.assert_array_equal(y, results[0])
+    # A plane of 192 pixels (several panels), one of 16 (smaller than a panel), groups.
+    for case in (Case(2, 20, 12, 16, 11, 1, 1), Case(3, 12, 4, 4, 9, 1, 1, groups=3)):
+        x, w, b = make_inputs(case, dtype, seed=9)
+        geometry = conv2d_geometry("conv2d", x, w, b, 1, 0, 1, case.groups)[3]
+        line = 64 // np.dtype(dtype).itemsize
+        results = []
+        for offset in range(line):
+            buffer = np.empty(x.size + 2 * line, dtype)
+            start = (-buffer.ctypes.data % 64) // buffer.itemsize + offset
+            shifted = buffer[start:start + x.size].reshape(x.shape)
+            shifted[...] = x
+            y = np.full(geometry.output_shape, np.nan, dtype)
+            _conv.conv2d_pointwise(shifted, w, b, True, y,
+                                   *conv_module._driver_arguments(geometry))
+            results.append(y)
+        assert_matches_reference(results[0], x, w, b, groups=case.groups)
+        for y in results[1:]:
+            np.testing.assert_array_equal(y, results[0])
 
 
 def test_pointwise_gemm_refuses_other_geometries_and_isas_without_its_kernel():
@@ -961,7 +963,6 @@ def test_float32_error_on_vgg_sized_reductions_stays_within_1e_6_of_the_output_s
     ref = conv2d_reference(x, w, padding=1)
     y = conv2d(x, w, padding=1, algorithm=algorithm)
     assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) <= 1e-6
-
 
 
 def test_outputs_start_on_a_cache_line_and_behave_like_any_array():

@@ -106,7 +106,12 @@ NAMED_CASES = {
     # Strided rows of 20 outputs: the column matrix copies every s-th input and col2im adds dx
     # back to every s-th input (both SIMD for s <= 8 with AVX-512; 20 = a 16-wide run + a tail).
     **{f"stride_{s}_rows_of_20_outputs": Case(1, 8, 12, 20 * s + 2, 6, 3, 3, stride=s, padding=1)
-       for s in (2, 3, 4, 5, 7, 8, 9)},
+       for s in (2, 3, 4, 5, 6, 7, 8, 9)},
+    "stride_6_rows_of_5_outputs": Case(1, 4, 9, 29, 5, 3, 3, stride=6, padding=1),
+    # dx's GEMM keeps a task's columns within DX_COLUMNS_BYTES: one channel of a 16x16 kernel
+    # per task (256 rows), and a 25x25 kernel's 625 rows split into chunks within one channel.
+    "kernel_16x16_dx_one_channel_per_task": Case(1, 4, 31, 31, 3, 16, 16),
+    "kernel_25x25_dx_rows_in_chunks": Case(1, 3, 40, 40, 6, 25, 25),
 }
 
 
@@ -326,6 +331,32 @@ THREAD_CASES = {
     "N1_C8_40x15_K16_1x1_one_image_split_by_pixels": Case(1, 8, 40, 15, 16, 1, 1),
     "N1_C64_40x40_K16_one_image_split_by_rows": Case(1, 64, 40, 40, 16, 3, 3, padding=1),
 }
+
+
+@pytest.mark.parametrize("groups, KG, CG, FH, FW, dilation", [
+    (1, 40, 36, 3, 3, 1), (2, 16, 20, 3, 2, 2), (3, 7, 9, 1, 1, 1), (4, 12, 2, 3, 3, 1),
+    (12, 1, 1, 3, 3, 3)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_direct_dx_reads_the_filters_rotated_as_rotate_filters_gives_them(
+        isa, groups, KG, CG, FH, FW, dilation, dtype):
+    """conv2d_direct(rotated=True) packs w turned and transposed per group as it reads it; the
+    result equals conv2d_direct on rotate_filters' copy, bit for bit (groups, depthwise and the
+    row kernel's at most 4 filters per group, dilation, 1x1)."""
+    rng = np.random.default_rng(KG + CG)
+    w = rng.uniform(-1, 1, (groups * KG, CG, FH, FW)).astype(dtype)
+    dy = rng.uniform(-1, 1, (2, groups * KG, 9, 11)).astype(dtype)
+    PH, PW = dilation * (FH - 1), dilation * (FW - 1)
+    # The full convolution: padding d*(F-1) on each side makes dx d*(F-1) larger than dy.
+    shape = (2, groups * CG, 9 + PH, 11 + PW)
+    arguments = (np.zeros(1, dtype), False)
+    threads_isa = (groups, 1, 1, PH, PW, dilation, dilation, _config.isa_code(), 2)
+    results = []
+    for weights, rotated in ((w, True), (_conv.rotate_filters(w, groups, 2), False)):
+        dx = np.full(shape, np.nan, dtype)
+        _conv.conv2d_direct(dy, weights, *arguments, dx, *threads_isa, rotated=rotated)
+        results.append(dx)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.isnan(results[0]).any()
 
 
 @pytest.mark.parametrize("groups, KG, CG, FH, FW", [(1, 5, 3, 3, 3), (2, 4, 3, 2, 5),

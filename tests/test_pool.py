@@ -305,16 +305,19 @@ def test_nan_and_infinities_in_long_rows_match_oracle(isa, dtype):
         assert_max_pool_equal(y, indices, *max_pool2d_reference(x, **kwargs), dtype)
 
 
-@pytest.mark.parametrize("width", [2, 14, 16, 17, 30, 32, 34, 66])
+@pytest.mark.parametrize("width", [2, 3, 14, 17, 30, 32, 34, 66])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_2x2_stride_2_rows_of_every_tail_length_match_oracle(isa, dtype, width):
     # The 2x2 stride-2 window has its own vector path (AVX-512 float32): 1 to 33 outputs per
-    # row, so every partial vector of 16, odd widths dropping the last column, NaN and infinities
-    # in every tap position, with and without indices.
+    # row (partial vectors of 1, 7, 8, 15 and 1 after full ones), odd widths dropping the last
+    # column, NaN and infinities in every tap position, with and without indices.
     x = pool_input((2, 3, 5, width), dtype, "nan_inf", seed=width)
     y, indices = max_pool2d(x, 2, return_indices=True)
     assert_max_pool_equal(y, indices, *max_pool2d_reference(x, 2), dtype)
     np.testing.assert_array_equal(max_pool2d(x, 2), y)
+    # ceil_mode: the last row and column of windows hang over the edge and leave the fast path.
+    y, indices = max_pool2d(x, 2, ceil_mode=True, return_indices=True)
+    assert_max_pool_equal(y, indices, *max_pool2d_reference(x, 2, ceil_mode=True), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
