@@ -678,7 +678,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
 
     rotated: w holds a convolution's filters (groups*KG', CG', FH, FW) and this one runs with
     them as `rotate_filters` gives them (dx at unit stride), read so by the filter packing
-    instead of from a rotated copy (for vgg_conv5_2 that copy alone took ~1.2 ms, memory-bound).
+    instead of from a rotated copy (a memory-bound pass: vgg_conv5_2's dx about 5% faster
+    without it, asv Conv2dBackward.time_backward_input across commit ac3fabf).
     """
     cdef Py_ssize_t K = groups * w.shape[1] if rotated else w.shape[0]
     cdef Py_ssize_t CG = w.shape[0] // groups if rotated else w.shape[1]
@@ -1253,8 +1254,8 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
     lie a plane apart, more streams than the hardware prefetchers follow, so the calls prefetch
     the next panel's lines of those rows, one line per channel each (the first ceil(NR/line) + 1
     calls: NR pixels can straddle one line more than they fill). Prefetching the lines of y the
-    next panel writes as well measured 4% slower (resnet_1x1, alternating builds), so y is left
-    to the hardware.
+    next panel writes as well measured 4% slower (asv Conv2dPointwise across commit 09239c0,
+    resnet_1x1), so y is left to the hardware.
     """
     cdef Py_ssize_t line = 64 // sizeof(floating)
     cdef Py_ssize_t prefetch_calls = (NR + line - 1) // line + 1
@@ -1347,8 +1348,8 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     # When every channel's plane starts at the same offset in its cache line, the panel grid is
     # shifted to start on a line boundary (the pixels before it form a partial panel of their
     # own): with AVX-512 every panel then starts on a line, with AVX2 (96-byte panels) every
-    # other one. A vector load across two lines costs two (12-18% slower in the C harness on
-    # NumPy's 16-byte-aligned arrays).
+    # other one. A vector load across two lines costs two (asv Conv2dPointwise across commit
+    # 9b7b785: resnet_1x1 about 7% faster with the grid shifted).
     cdef Py_ssize_t line = 64 // sizeof(floating), head = 0
     if P % line == 0:
         head = min(P, <Py_ssize_t>((-(<size_t>&x[0, 0, 0, 0]) % 64) // sizeof(floating)))
