@@ -199,6 +199,34 @@ class Conv2dBackwardWeightDrivers:
         self.backward_weight()
 
 
+def forced_forward(case, driver_name, threads, streaming=False, cut_for_gemm=None):
+    """A call of the Cython forward driver `driver_name` on a `CONV`-style case, bias-free, with
+    fastconv's threads set to `threads`. streaming: the driver needs the streaming micro-kernels.
+    cut_for_gemm: re-cut 1x1 planes as conv2d does for the GEMM (True) or direct (False)
+    drivers. NotImplementedError (asv: skipped) where this fastconv or ISA path lacks it."""
+    try:
+        from fastconv import _config, _conv
+        from fastconv._geometry import conv2d_geometry
+        from fastconv.conv import _driver_arguments, _pointwise_cut, _recut
+    except ImportError:
+        raise NotImplementedError("this fastconv cannot force a forward driver") from None
+    run = getattr(_conv, driver_name, None)
+    if run is None:
+        raise NotImplementedError(f"this fastconv has no {driver_name}")
+    if streaming and not _conv.has_streaming_kernel(_config.isa_code()):
+        raise NotImplementedError("this ISA path has no streaming kernel")
+    N, C, H, W, K, F, S, P, D = case
+    x, w = make_arrays(case)
+    x, w, _, geometry, _ = conv2d_geometry("conv2d", x, w, None, S, P, D, 1)
+    y = np.empty(geometry.output_shape, np.float32)
+    if cut_for_gemm is not None:
+        geometry, x, y = _recut(_pointwise_cut(geometry, cut_for_gemm), geometry, x, y)
+    bias = np.zeros(1, np.float32)
+    fastconv.set_num_threads(threads)
+    arguments = _driver_arguments(geometry)
+    return lambda: run(x, w, bias, False, y, *arguments)
+
+
 # Small output planes (< 64 pixels) with filters from memory: the measurements behind
 # fastconv._conv.gemm_streams_filters.
 SMALL_PLANE_CASES = {
@@ -221,26 +249,8 @@ class Conv2dSmallPlaneDrivers:
     timeout = 300
 
     def setup(self, case, driver, threads):
-        try:
-            from fastconv import _config, _conv, _runtime
-            from fastconv._geometry import conv2d_geometry
-            from fastconv.conv import _driver_arguments
-        except ImportError:
-            raise NotImplementedError("this fastconv cannot force a small-plane driver") from None
-        run = getattr(_conv, SMALL_PLANE_DRIVERS[driver], None)
-        if run is None:
-            raise NotImplementedError(f"this fastconv has no {driver} small-plane driver")
-        if (driver == "streaming"
-                and _runtime.kernel_names(_config.get_isa())["gemm_stream"]["float32"] is None):
-            raise NotImplementedError("this ISA path has no filter-streaming kernel")
-        N, C, H, W, K, F, S, P, D = SMALL_PLANE_CASES[case]
-        x, w = make_arrays(SMALL_PLANE_CASES[case])
-        x, w, _, geometry, _ = conv2d_geometry("conv2d", x, w, None, S, P, D, 1)
-        y = np.empty(geometry.output_shape, np.float32)
-        bias = np.zeros(1, np.float32)
-        fastconv.set_num_threads(threads)
-        arguments = _driver_arguments(geometry)
-        self.forward = lambda: run(x, w, bias, False, y, *arguments)
+        self.forward = forced_forward(SMALL_PLANE_CASES[case], SMALL_PLANE_DRIVERS[driver],
+                                      threads, streaming=driver == "streaming")
 
     def teardown(self, case, driver, threads):
         fastconv.set_num_threads(None)
@@ -272,26 +282,10 @@ class Conv2dPointwise:
     param_names = ["case", "driver", "threads"]
 
     def setup(self, case, driver, threads):
-        try:
-            from fastconv import _config, _conv
-            from fastconv._geometry import conv2d_geometry
-            from fastconv.conv import _driver_arguments, _pointwise_cut, _recut
-        except ImportError:
-            raise NotImplementedError("this fastconv cannot force a 1x1 driver") from None
-        run = getattr(_conv, POINTWISE_DRIVERS[driver], None)
-        if run is None:
-            raise NotImplementedError(f"this fastconv has no {driver} driver")
-        if driver == "pointwise" and not _conv.has_streaming_kernel(_config.isa_code()):
-            raise NotImplementedError("this ISA path has no streaming kernel")
-        x, w = make_arrays(POINTWISE_CASES[case])
-        x, w, _, geometry, _ = conv2d_geometry("conv2d", x, w, None, 1, 0, 1, 1)
-        y = np.empty(geometry.output_shape, np.float32)
         # The rows each driver is given by conv2d (the packed GEMM takes a plane as one row).
-        cut, x, y = _recut(_pointwise_cut(geometry, driver != "direct"), geometry, x, y)
-        bias = np.zeros(1, np.float32)
-        fastconv.set_num_threads(threads)
-        arguments = _driver_arguments(cut)
-        self.forward = lambda: run(x, w, bias, False, y, *arguments)
+        self.forward = forced_forward(POINTWISE_CASES[case], POINTWISE_DRIVERS[driver], threads,
+                                      streaming=driver == "pointwise",
+                                      cut_for_gemm=driver != "direct")
 
     def teardown(self, case, driver, threads):
         fastconv.set_num_threads(None)

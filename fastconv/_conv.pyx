@@ -18,6 +18,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from fastconv._geometry import empty_aligned
 from fastconv._kernels cimport (
     FC_GEMM_MAX_TILE, fc_dconv2d_direct_row__generic, fc_dpack_kmajor__generic, fc_kernel_table,
     fc_kernel_table_for, fc_sconv2d_direct_row__generic, fc_spack_kmajor__generic,
@@ -394,12 +395,12 @@ def _aligned_rows(Py_ssize_t rows, Py_ssize_t columns, bint single, bint zeroed=
     """An uninitialised (or zeroed) float32/float64 array of `rows` rows of at least `columns`
     elements, each row starting on a 64-byte cache line: per-thread workspaces, whose packed
     panels and bands the kernels read with vector loads (see _geometry.empty_aligned)."""
-    cdef Py_ssize_t itemsize = 4 if single else 8, line = 64 // itemsize
-    cdef Py_ssize_t stride = (columns + line - 1) // line * line
-    buffer = (np.zeros if zeroed else np.empty)(rows * stride + line,
-                                                dtype=np.float32 if single else np.float64)
-    cdef Py_ssize_t offset = (-buffer.ctypes.data) % 64 // itemsize
-    return buffer[offset:offset + rows * stride].reshape(rows, stride)
+    cdef Py_ssize_t line = 16 if single else 8
+    rows_array = empty_aligned((rows, (columns + line - 1) // line * line),
+                               np.float32 if single else np.float64)
+    if zeroed:
+        rows_array.fill(0)
+    return rows_array
 
 
 def _split_rows(Py_ssize_t rows, Py_ssize_t base_tasks, Py_ssize_t MR,

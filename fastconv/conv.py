@@ -61,9 +61,10 @@ def choose_algorithm(geometry):
     """The algorithm ``algorithm="auto"`` runs for a validated conv2d geometry.
 
     1x1 layers with more than 4 filters per group that `_pointwise_gemm` takes run im2col's GEMM
-    on x in place. On ResNet-50's 1x1 shapes at batch 4 (asv Conv2dPointwise: 56x56 down to 14x14
-    maps, 64-1024 channels, each driver forced, alternating in one process) it took 0.80-1.03x
-    the direct tiles' time and 0.69-1.09x the packed GEMM's with AVX-512 float32 on one and two
+    on x in place. On ResNet-50's 1x1 shapes at batch 4 (asv Conv2dPointwise times each driver
+    forced, 56x56 down to 14x14 maps, 64-1024 channels; the figures are medians of that class's
+    three drivers run alternately in one process, as the host drifts between runs) it took
+    0.80-1.03x the direct tiles' time and 0.69-1.09x the packed GEMM's with AVX-512 float32 on one and two
     threads (0.80-0.88x direct on the 14x14 maps, 0.95-0.98x on resnet_1x1), 0.39-0.48x direct's
     with AVX2, 0.77-1.0x direct's in float64 (AVX-512). Otherwise `_direct_wins` decides.
     """
@@ -230,7 +231,8 @@ def _backward_input(dy, w, geometry):
     At unit stride dx is itself a convolution: of dy, zero-padded by dilation*(F-1) - padding,
     with each group's filters rotated by 180 degrees and their channel axes swapped. For the 1x1
     layers that `_pointwise_gemm` takes it is dx = W^T @ dy on `conv2d_pointwise` (0.65-0.9x the
-    direct kernel's time on ResNet-50's 1x1 shapes, one and two threads, AVX-512 float32).
+    direct kernel's time on ResNet-50's 1x1 shapes, one and two threads, AVX-512 float32: a 1x1
+    layer's dx is the 1x1 convolution with C and K swapped, which asv Conv2dPointwise times).
     Otherwise the direct kernel computes it when the rule of algorithm="auto" favours direct for
     that convolution and few of its products would fall on the zero border
     (`_direct_backward_input_wins`).
@@ -247,10 +249,10 @@ def _backward_input(dy, w, geometry):
     FH, FW = geometry.FH, geometry.FW
     DH, DW = geometry.dilation
     PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
-    pointwise = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry)
-    if pointwise or (geometry.stride == (1, 1) and PH >= 0 and PW >= 0
-                     and CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _direct_wins(CG, geometry.W)
-                     and _direct_backward_input_wins(geometry)):
+    tiled = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP   # dx's convolution has CG filters per group
+    pointwise = tiled and _pointwise_gemm(geometry)
+    if pointwise or (tiled and geometry.stride == (1, 1) and PH >= 0 and PW >= 0
+                     and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
         threads = _config.threads_for(geometry.flops // 2)
         _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, pointwise), geometry,
                                    aligned_contiguous(dy), dx)

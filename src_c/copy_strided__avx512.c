@@ -114,58 +114,36 @@ static inline __attribute__((always_inline)) void dcopy_stride(const double *src
 #undef T
 #undef VEC
 
+/* Each stride from 2 to 8 gets its own inlined copy of the body (its masks and lane indices
+ * fold into constants); other strides take the portable loop. */
+#define FC_STRIDE_DISPATCH(BODY, GENERIC)                                                       \
+    switch (stride) {                                                                          \
+    case 2: BODY(src, n, dst, 2); return;                                                      \
+    case 3: BODY(src, n, dst, 3); return;                                                      \
+    case 4: BODY(src, n, dst, 4); return;                                                      \
+    case 5: BODY(src, n, dst, 5); return;                                                      \
+    case 6: BODY(src, n, dst, 6); return;                                                      \
+    case 7: BODY(src, n, dst, 7); return;                                                      \
+    case 8: BODY(src, n, dst, 8); return;                                                      \
+    default: GENERIC(src, stride, n, dst); return;                                             \
+    }
+
 void fc_scopy_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst)
 {
-    switch (stride) {
-    case 2: scopy_stride(src, n, dst, 2); return;
-    case 3: scopy_stride(src, n, dst, 3); return;
-    case 4: scopy_stride(src, n, dst, 4); return;
-    case 5: scopy_stride(src, n, dst, 5); return;
-    case 6: scopy_stride(src, n, dst, 6); return;
-    case 7: scopy_stride(src, n, dst, 7); return;
-    case 8: scopy_stride(src, n, dst, 8); return;
-    default: fc_scopy_strided__generic(src, stride, n, dst); return;
-    }
+    FC_STRIDE_DISPATCH(scopy_stride, fc_scopy_strided__generic)
 }
 
 void fc_dcopy_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst)
 {
-    switch (stride) {
-    case 2: dcopy_stride(src, n, dst, 2); return;
-    case 3: dcopy_stride(src, n, dst, 3); return;
-    case 4: dcopy_stride(src, n, dst, 4); return;
-    case 5: dcopy_stride(src, n, dst, 5); return;
-    case 6: dcopy_stride(src, n, dst, 6); return;
-    case 7: dcopy_stride(src, n, dst, 7); return;
-    case 8: dcopy_stride(src, n, dst, 8); return;
-    default: fc_dcopy_strided__generic(src, stride, n, dst); return;
-    }
+    FC_STRIDE_DISPATCH(dcopy_stride, fc_dcopy_strided__generic)
 }
 
 void fc_sadd_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst)
 {
-    switch (stride) {
-    case 2: sadd_stride(src, n, dst, 2); return;
-    case 3: sadd_stride(src, n, dst, 3); return;
-    case 4: sadd_stride(src, n, dst, 4); return;
-    case 5: sadd_stride(src, n, dst, 5); return;
-    case 6: sadd_stride(src, n, dst, 6); return;
-    case 7: sadd_stride(src, n, dst, 7); return;
-    case 8: sadd_stride(src, n, dst, 8); return;
-    default: fc_sadd_strided__generic(src, stride, n, dst); return;
-    }
+    FC_STRIDE_DISPATCH(sadd_stride, fc_sadd_strided__generic)
 }
 
 void fc_dadd_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst)
 {
-    switch (stride) {
-    case 2: dadd_stride(src, n, dst, 2); return;
-    case 3: dadd_stride(src, n, dst, 3); return;
-    case 4: dadd_stride(src, n, dst, 4); return;
-    case 5: dadd_stride(src, n, dst, 5); return;
-    case 6: dadd_stride(src, n, dst, 6); return;
-    case 7: dadd_stride(src, n, dst, 7); return;
-    case 8: dadd_stride(src, n, dst, 8); return;
-    default: fc_dadd_strided__generic(src, stride, n, dst); return;
-    }
+    FC_STRIDE_DISPATCH(dadd_stride, fc_dadd_strided__generic)
 }
