@@ -458,7 +458,11 @@ def pool2d_geometry(func, x, kernel_size, stride, padding, dilation, ceil_mode):
 
 
 def check_input_shape(func, input_shape):
-    """A 4-tuple (N, C, H, W) or 3-tuple (C, H, W) of ints >= 0. Returns (4-D shape, batched)."""
+    """A 4-tuple (N, C, H, W) or 3-tuple (C, H, W) of ints >= 0 (a list, or a 1-D integer array
+    such as np.array(x.shape), also). Returns (4-D shape, batched)."""
+    if (isinstance(input_shape, np.ndarray) and input_shape.ndim == 1
+            and input_shape.dtype.kind in "iu"):
+        input_shape = tuple(input_shape.tolist())
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (3, 4):
         raise ValueError(f"{func}: input_shape must be (N, C, H, W) or (C, H, W), "
                          f"got {_describe(input_shape)}")
@@ -498,7 +502,22 @@ def check_max_pool_indices(func, indices, dy):
 def max_pool_index_error(func, bad, plane_size):
     where = "their input plane" if plane_size is None else \
         f"[0, H*W = {plane_size}) of their input plane"
-    return ValueError(f"{func}: indices must lie in {where}, got {bad}")
+    return ValueError(
+        f"{func}: indices must lie in {where}, got {bad} (a window wholly in the padding, "
+        "possible with dilation > 1, gets PyTorch's index, which can lie past the plane; its "
+        "output depends on no input: give it dy 0 and index 0, as the MaxPool2D layer does)")
+
+
+def pool_windows_in_padding(geometry):
+    """Masks (HO,) and (WO,) of the output rows and columns whose windows hold no input pixel:
+    every tap falls in the padding (only possible with dilation > 1)."""
+    def empty(out_size, size, kernel, stride, padding, dilation):
+        first = np.arange(out_size)[:, None] * stride - padding
+        taps = first + np.arange(kernel)[None, :] * dilation
+        return ~((taps >= 0) & (taps < size)).any(axis=1)
+    g = geometry
+    return (empty(g.HO, g.H, g.kernel_size[0], g.stride[0], g.padding[0], g.dilation[0]),
+            empty(g.WO, g.W, g.kernel_size[1], g.stride[1], g.padding[1], g.dilation[1]))
 
 
 def check_norm_type(func, norm_type):

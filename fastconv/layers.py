@@ -174,7 +174,9 @@ class _Pool(Layer):
 
 
 class MaxPool2D(_Pool):
-    """Max pooling layer, as PyTorch's ``nn.MaxPool2d`` (see `fastconv.max_pool2d`)."""
+    """Max pooling layer, as PyTorch's ``nn.MaxPool2d`` (see `fastconv.max_pool2d`). A window
+    that lies wholly in the padding (possible with dilation > 1 on small inputs) outputs -inf
+    and passes no gradient back, where PyTorch's backward follows its index out of the window."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
@@ -191,7 +193,22 @@ class MaxPool2D(_Pool):
         return y
 
     def backward(self, dy):
-        return max_pool2d_backward(dy, self._cached("_indices"), self._input_shape)
+        indices = self._cached("_indices")
+        empty_rows, empty_cols = _geometry.pool_windows_in_padding(
+            self._geometry(self._input_shape[-3:]))
+        if empty_rows.any() or empty_cols.any():
+            # Those windows hold no input pixel: their outputs are -inf and their indices,
+            # PyTorch's, lie past the plane (its backward then writes outside dx) or name
+            # another pixel (a window wholly in the left padding). They depend on no input, so
+            # they pass no gradient.
+            dy = _geometry.as_float_array("MaxPool2D.backward", "dy", dy)
+            if dy.shape != indices.shape:
+                raise ValueError(f"MaxPool2D.backward: dy must have the forward output's "
+                                 f"shape {indices.shape}, got {dy.shape}")
+            empty = empty_rows[:, None] | empty_cols[None, :]
+            dy = np.where(empty, dy.dtype.type(0), dy)
+            indices = np.where(empty, 0, indices)
+        return max_pool2d_backward(dy, indices, self._input_shape)
 
 
 class AvgPool2D(_Pool):
@@ -242,7 +259,8 @@ class LPPool2D(_Pool):
 
 
 class ReLU(Layer):
-    """``y = max(x, 0)``; its gradient passes where y > 0. NaN propagates."""
+    """``y = max(x, 0)``; its gradient is stopped where y <= 0 and passes elsewhere, through
+    NaN too, as PyTorch's (whose backward tests y <= 0). NaN propagates."""
     kind = "relu"
 
     def __init__(self):
@@ -252,7 +270,7 @@ class ReLU(Layer):
     def forward(self, x):
         x = _geometry.as_float_array("ReLU.forward", "x", x)
         y = np.maximum(x, 0)
-        self._positive = y > 0
+        self._positive = ~(y <= 0)
         return y
 
     def backward(self, dy):
@@ -339,6 +357,12 @@ class Linear(Layer):
     def backward(self, dy):
         """dy: (N, out_features) -> dx (N, in_features); fills grads."""
         x = self._cached("_x")
+        dy = _geometry.as_float_array("Linear.backward", "dy", dy)
+        _geometry.check_same_dtype("Linear.backward", [("weight", self.params["weight"]),
+                                                       ("dy", dy)])
+        if dy.shape != (x.shape[0], self.out_features):
+            raise ValueError(f"Linear.backward: dy must have shape (N, out_features) = "
+                             f"{(x.shape[0], self.out_features)}, got {dy.shape}")
         self.grads["weight"][...] = dy.T @ x
         if "bias" in self.grads:
             self.grads["bias"][...] = dy.sum(axis=0)

@@ -999,7 +999,8 @@ def check_relu(args, result):
         expected = np.maximum(x, 0)
     if y.dtype != expected.dtype or not _same(y, expected):
         raise Violation(f"ReLU: forward {y.dtype}{y.shape}, expected {expected.dtype}")
-    if not np.array_equal(dx, (expected > 0).astype(dx.dtype)):
+    # PyTorch's rule: the gradient stops where y <= 0 and passes elsewhere, NaN included.
+    if not np.array_equal(dx, (~(expected <= 0)).astype(dx.dtype)):
         raise Violation("ReLU: wrong backward")
 
 

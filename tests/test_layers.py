@@ -13,6 +13,7 @@ from fastconv.layers import (
 )
 from fastconv.losses import softmax_cross_entropy
 from fastconv.optim import SGD
+from reference import max_pool2d_reference
 
 F64 = np.float64
 
@@ -155,6 +156,13 @@ def test_relu_backward_is_zero_exactly_where_the_input_was_not_positive():
     layer = ReLU()
     layer.forward(x)
     np.testing.assert_array_equal(layer.backward(np.full_like(x, 7.0)), [[0, 0, 0, 7.0, 7.0]])
+
+
+def test_relu_backward_passes_the_gradient_through_nan_as_pytorch():
+    # PyTorch's ReLU backward zeroes the gradient where y <= 0, a test NaN fails.
+    layer = ReLU()
+    layer.forward(np.array([[np.nan, -1.0, 0.0, 2.0]]))
+    np.testing.assert_array_equal(layer.backward(np.full((1, 4), 3.0)), [[3.0, 0, 0, 3.0]])
 
 
 def test_relu_refuses_what_is_not_a_float_array():
@@ -482,6 +490,43 @@ def test_linear_forward_rejects_a_wrong_feature_count():
 def test_linear_forward_rejects_a_dtype_other_than_its_weights():
     with raises(TypeError, "Linear.forward", "float32", "float64"):
         Linear(5, 3, seed=0).forward(np.ones((2, 5), np.float64))
+
+
+def test_linear_backward_rejects_dy_of_another_dtype_or_shape():
+    layer = Linear(4, 2, seed=0)
+    layer.forward(np.ones((3, 4), np.float32))
+    with raises(TypeError, "Linear.backward", "dy", "float32", "float64"):
+        layer.backward(np.ones((3, 2)))
+    for shape in [(3, 3), (5, 2), (6,)]:
+        with raises(ValueError, "Linear.backward", "dy", "(3, 2)", str(shape)):
+            layer.backward(np.ones(shape, np.float32))
+
+
+@pytest.mark.parametrize("x_shape, kwargs", [
+    ((2, 3, 1, 8), dict(kernel_size=2, padding=1, dilation=2)),
+    ((3, 6, 1), dict(kernel_size=2, stride=1, padding=1, dilation=(1, 2))),
+], ids=["rows", "columns unbatched"])
+def test_max_pool_layer_passes_no_gradient_from_windows_wholly_in_the_padding(x_shape, kwargs):
+    # Such a window's output is -inf (x is finite here), its index PyTorch's (past the plane,
+    # or, for a window wholly in the left padding, another pixel's: max_pool2d_reference).
+    # Its output depends on no input, so it passes no gradient; the windows that do hold
+    # pixels pass their dy to their argmax.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape)
+    layer = MaxPool2D(**kwargs)
+    y = layer.forward(x)
+    x4 = x.reshape((-1,) + x.shape[-3:])
+    y_reference, indices = max_pool2d_reference(x4, **kwargs)
+    np.testing.assert_array_equal(y.reshape(y_reference.shape), y_reference)
+    assert np.isneginf(y).any()
+    dy = rng.standard_normal(y.shape)
+    expected = np.zeros(x4.shape)
+    for n, c, ho, wo in np.ndindex(indices.shape):
+        if y_reference[n, c, ho, wo] > -np.inf:
+            expected[n, c].flat[indices[n, c, ho, wo]] += dy.reshape(indices.shape)[n, c, ho, wo]
+    np.testing.assert_array_equal(layer.backward(dy), expected.reshape(x.shape))
+    with raises(ValueError, "MaxPool2D.backward", "dy"):
+        layer.backward(np.ones((1,) + y.shape))
 
 
 def test_layers_are_layers():

@@ -428,6 +428,24 @@ def test_max_pool_backward_routes_any_valid_indices(isa, dtype, index_dtype):
                                                          input_shape))
 
 
+@pytest.mark.parametrize("as_shape", [list, np.array, lambda shape: np.array(shape, np.int32),
+                                      lambda shape: np.array(shape, np.uint64)],
+                         ids=["list", "int64 array", "int32 array", "uint64 array"])
+def test_pool_backward_takes_input_shape_as_a_list_or_an_integer_array(as_shape):
+    # np.array(x.shape) is a shape a user may pass; a float array or a 2-D one is not.
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 6, 5))
+    y, indices = max_pool2d(x, 2, return_indices=True)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(max_pool2d_backward(dy, indices, as_shape(x.shape)),
+                                  max_pool2d_backward(dy, indices, x.shape))
+    np.testing.assert_array_equal(avg_pool2d_backward(dy, as_shape(x.shape), 2),
+                                  avg_pool2d_backward(dy, x.shape, 2))
+    for bad in (np.array(x.shape, float), np.array([x.shape])):
+        with raises(ValueError, "max_pool2d_backward: input_shape must be (N, C, H, W)"):
+            max_pool2d_backward(dy, indices, bad)
+
+
 @pytest.mark.parametrize("bad, shown", [(-1, "-1"), (20, "20"), (2**62, str(2**62)),
                                         (-2**62, str(-2**62))])
 def test_indices_outside_the_plane_are_value_errors_and_nothing_is_written(bad, shown):
