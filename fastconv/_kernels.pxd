@@ -19,12 +19,12 @@ cdef extern from "fastconv_kernels.h" nogil:
                                                 Py_ssize_t w_row_stride, const float *b,
                                                 Py_ssize_t b_row_stride, float *c,
                                                 Py_ssize_t ldc,
-                                                const float *b_prefetch) noexcept nogil
+                                                const float *b_prefetch, int accumulate) noexcept nogil
     ctypedef void (*fc_dgemm_stream_ukernel_fn)(Py_ssize_t kc, const double *w,
                                                 Py_ssize_t w_row_stride, const double *b,
                                                 Py_ssize_t b_row_stride, double *c,
                                                 Py_ssize_t ldc,
-                                                const double *b_prefetch) noexcept nogil
+                                                const double *b_prefetch, int accumulate) noexcept nogil
 
     ctypedef void (*fc_smaxpool2d_row_fn)(
         const float *x, float *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,

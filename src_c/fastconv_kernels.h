@@ -55,11 +55,12 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  * Streaming GEMM micro-kernel contract (AVX2 and AVX-512, both dtypes), for MR rows of w x NR
  * columns of b (sgemm_stream_mr x sgemm_stream_nr in the table):
  *
- *     C[i*ldc + j] += sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + j]
+ *     C[i*ldc + j] (+)= sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + j]
  *
- * Both operands are read where they lie, unpacked: w's rows are broadcast, b's rows are loaded
- * NR wide. As in the GEMM micro-kernels the sum over p is formed from zero in increasing p and only
- * then added to C. Two uses: layers that read their filters once per call (FC layers: w is the
+ * (+= when accumulate is nonzero, = otherwise). Both operands are read where they lie, unpacked:
+ * w's rows are broadcast, b's rows are loaded NR wide. As in the GEMM micro-kernels the sum over
+ * p is formed from zero in increasing p and only then added to C (or stored: the same bits as
+ * adding it to zeros, since a sum formed from +0 is never -0). Two uses: layers that read their filters once per call (FC layers: w is the
  * filters, streaming in from memory while the FMAs run, b a packed panel of pixels with
  * b_row_stride = NR), and 1x1 layers (w the filters, b the input channels' rows in place,
  * b_row_stride = H*W). When b_prefetch is not NULL, step p also prefetches the cache line at
@@ -68,23 +69,23 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  */
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                            const float *b, ptrdiff_t b_row_stride, float *c,
-                                           ptrdiff_t ldc, const float *b_prefetch);
+                                           ptrdiff_t ldc, const float *b_prefetch, int accumulate);
 typedef void (*fc_dgemm_stream_ukernel_fn)(ptrdiff_t kc, const double *w,
                                            ptrdiff_t w_row_stride, const double *b,
                                            ptrdiff_t b_row_stride, double *c, ptrdiff_t ldc,
-                                           const double *b_prefetch);
+                                           const double *b_prefetch, int accumulate);
 void fc_sgemm_stream_ukernel_4x24__avx2(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                         const float *b, ptrdiff_t b_row_stride, float *c,
-                                        ptrdiff_t ldc, const float *b_prefetch);
+                                        ptrdiff_t ldc, const float *b_prefetch, int accumulate);
 void fc_dgemm_stream_ukernel_4x12__avx2(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
                                         const double *b, ptrdiff_t b_row_stride, double *c,
-                                        ptrdiff_t ldc, const double *b_prefetch);
+                                        ptrdiff_t ldc, const double *b_prefetch, int accumulate);
 void fc_sgemm_stream_ukernel_8x48__avx512(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                           const float *b, ptrdiff_t b_row_stride, float *c,
-                                          ptrdiff_t ldc, const float *b_prefetch);
+                                          ptrdiff_t ldc, const float *b_prefetch, int accumulate);
 void fc_dgemm_stream_ukernel_8x24__avx512(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
                                           const double *b, ptrdiff_t b_row_stride, double *c,
-                                          ptrdiff_t ldc, const double *b_prefetch);
+                                          ptrdiff_t ldc, const double *b_prefetch, int accumulate);
 
 /*
  * Max-pooling of output row ho of one plane (all ISAs, both dtypes):

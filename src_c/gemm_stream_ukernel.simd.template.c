@@ -20,7 +20,7 @@
  */
 void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
                        const FC_T *restrict b, ptrdiff_t b_row_stride, FC_T *restrict c,
-                       ptrdiff_t ldc, const FC_T *b_prefetch)
+                       ptrdiff_t ldc, const FC_T *b_prefetch, int accumulate)
 {
     enum { MR = FC_STREAM_MR, NR = 3 * FC_VW };
     FC_VEC acc0[MR], acc1[MR], acc2[MR];
@@ -53,8 +53,13 @@ void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_str
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
         FC_T *ci = c + i * ldc;
-        FC_VSTOREU(ci, FC_VADD(FC_VLOADU(ci), acc0[i]));
-        FC_VSTOREU(ci + FC_VW, FC_VADD(FC_VLOADU(ci + FC_VW), acc1[i]));
-        FC_VSTOREU(ci + 2 * FC_VW, FC_VADD(FC_VLOADU(ci + 2 * FC_VW), acc2[i]));
+        if (accumulate) {
+            acc0[i] = FC_VADD(FC_VLOADU(ci), acc0[i]);
+            acc1[i] = FC_VADD(FC_VLOADU(ci + FC_VW), acc1[i]);
+            acc2[i] = FC_VADD(FC_VLOADU(ci + 2 * FC_VW), acc2[i]);
+        }
+        FC_VSTOREU(ci, acc0[i]);
+        FC_VSTOREU(ci + FC_VW, acc1[i]);
+        FC_VSTOREU(ci + 2 * FC_VW, acc2[i]);
     }
 }
