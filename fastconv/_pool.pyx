@@ -47,8 +47,8 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, 
     The indices come from the caller: each is checked to lie in [0, H*W) before it is followed,
     and a plane stops at its first bad one. Returns None, or a bad index (the first of the
     lowest such plane) so the caller can raise; dx is then garbage. Checking as it scatters
-    rather than in a pass of its own took about a quarter off cifar_pool's backward (asv MaxPool2d
-    across the commit that made it so).
+    rather than in a pass of its own took about a quarter off cifar_pool's backward (asv
+    MaxPool2d across the commit that made it so).
     """
     cdef Py_ssize_t planes = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
     cdef Py_ssize_t OUT = dy.shape[2] * dy.shape[3]
