@@ -62,10 +62,11 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  * p is formed from zero in increasing p and only then added to C (or stored: the same bits as
  * adding it to zeros, since a sum formed from +0 is never -0). Two uses: layers that read their
  * filters once per call (FC layers: w is the filters, streaming in from memory while the FMAs
- * run, b a packed panel of pixels with b_row_stride = NR), and 1x1 layers (w the filters, b the input channels' rows in place,
- * b_row_stride = H*W). When b_prefetch is not NULL, step p also prefetches the cache line at
- * b_prefetch + p*b_row_stride (the driver points it at the next block of b). The generic table has
- * NULL (compiled without SIMD, the packed GEMM measured 3-5x faster).
+ * run, b a packed panel of pixels with b_row_stride = NR), and 1x1 layers (w the filters, b the
+ * input channels' rows in place, b_row_stride = H*W). When b_prefetch is not NULL, step p also
+ * prefetches the cache line at b_prefetch + p*b_row_stride into L2 (the driver points it at the
+ * next block of b). The generic table has NULL (compiled without SIMD, the packed GEMM measured
+ * 3-5x faster).
  */
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                            const float *b, ptrdiff_t b_row_stride, float *c,
