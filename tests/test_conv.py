@@ -463,6 +463,8 @@ POINTWISE_CASES = {
     # split its filters.
     "C300_K21_partial_panel_and_filter_block": Case(2, 300, 9, 11, 21, 1, 1),
     "C600_K13_three_reduction_blocks": Case(1, 600, 8, 9, 13, 1, 1, bias=False),
+    # Without a bias the first block's sums are stored, partial tiles included.
+    "C40_K13_no_bias_partial_tiles": Case(2, 40, 7, 11, 13, 1, 1, bias=False),
     "panels_exactly_K16": Case(1, 40, 12, 16, 16, 1, 1),
     "many_pixel_blocks_N3": Case(3, 16, 40, 41, 24, 1, 1),
     "groups_3_K5_per_group": Case(3, 12, 8, 10, 15, 1, 1, groups=3),
