@@ -4,6 +4,7 @@ Each src_c/ file is compiled with the flags of its own ISA (see ISA_SOURCES), so
 any x86-64 CPU and picks its kernels at import. OpenMP is found by a try-compile; without it the
 build stops unless a serial build is asked for with FASTCONV_OPENMP=0.
 """
+import concurrent.futures
 import glob
 import os
 import platform
@@ -95,12 +96,18 @@ class BuildExt(build_ext):
         # kernels, and new kernel objects relink every extension.
         kernel_depends = glob.glob("src_c/*.h") + glob.glob("src_c/*.template.c")
         sanitize = SANITIZE_FLAGS if os.environ.get("FASTCONV_SANITIZE", "0") == "1" else []
-        kernel_objects = []
-        for source, isa_flags in ISA_SOURCES:
-            kernel_objects += self.compiler.compile(
+        # The kernels, then the extensions, compile on every core: a serial build took most of
+        # a CI run's install steps (each of the README's two commands builds once).
+        def compile_kernel(source_and_flags):
+            source, isa_flags = source_and_flags
+            return self.compiler.compile(
                 [source], output_dir=self.build_temp, macros=KERNEL_MACROS,
                 include_dirs=["src_c"], extra_postargs=BASE_CFLAGS + isa_flags + sanitize,
                 depends=kernel_depends)
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            kernel_objects = [obj for objects in pool.map(compile_kernel, ISA_SOURCES)
+                              for obj in objects]
+        self.parallel = self.parallel or os.cpu_count() or 1
         for ext in self.extensions:
             ext.extra_objects = kernel_objects
             ext.depends = ext.depends + kernel_objects + kernel_depends
