@@ -763,7 +763,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
         # Tasks are handed out in order as threads free up, not split in equal halves up
         # front: on a shared host one vCPU often runs slower, and a static split waited for
         # it (ours / PyTorch at two threads, medians of alternating builds: alexnet_conv1
-        # 1.29 -> 1.01, vgg_conv1_2 0.87 -> 0.81, dilated_3x3_d2 0.95 -> 0.88).
+        # 1.29 -> 1.01, vgg_conv1_2 0.87 -> 0.81, dilated_3x3_d2 0.95 -> 0.88; asv Conv2d
+        # at threads=2 across the commit that made it so compares the same).
         for t in prange(tasks, schedule="dynamic", num_threads=num_threads):
             kp = t % k_parts
             rb = (t // k_parts) % row_blocks
@@ -1344,7 +1345,8 @@ def conv2d_pointwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1
     the batch and the thread count. Without a bias the first block's sums are stored, not added
     to a zero-filled y (the same bits): the fill was a pass of stores to lines not yet in cache,
     on the critical path (ours / PyTorch on resnet_1x1 1.19 -> 1.18 at one thread, 0.78 -> 0.76
-    at two; means of 6-8 alternating runs of the two builds).
+    at two; means of 6-8 alternating runs of the two builds; asv Conv2dPointwise across the
+    commit that made it so compares the same).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR, NR
