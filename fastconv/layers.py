@@ -201,10 +201,11 @@ class MaxPool2D(_Pool):
             # PyTorch's, lie past the plane (its backward then writes outside dx) or name
             # another pixel (a window wholly in the left padding). They depend on no input, so
             # they pass no gradient.
-            dy = _geometry.as_float_array("MaxPool2D.backward", "dy", dy)
-            if dy.shape != indices.shape:
-                raise ValueError(f"MaxPool2D.backward: dy must have the forward output's "
-                                 f"shape {indices.shape}, got {dy.shape}")
+            batched = indices.ndim == 4
+            dy = _geometry.check_gradient("MaxPool2D.backward", dy, None,
+                                          (1,) * (not batched) + indices.shape, batched,
+                                          "the forward output's shape")
+            dy = dy if batched else dy[0]
             empty = empty_rows[:, None] | empty_cols[None, :]
             dy = np.where(empty, dy.dtype.type(0), dy)
             indices = np.where(empty, 0, indices)
