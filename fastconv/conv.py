@@ -1,6 +1,5 @@
 """Convolution: public functions that validate (fastconv/_geometry.py), allocate, choose an
 algorithm and call the Cython drivers (fastconv/_conv.pyx)."""
-import dataclasses
 
 import numpy as np
 
@@ -199,7 +198,7 @@ def _recut(cut, geometry, *arrays):
     if cut is None:
         return (geometry,) + arrays
     rows, width = cut
-    geometry = dataclasses.replace(geometry, H=rows, W=width, HO=rows, WO=width)
+    geometry = geometry._replace(H=rows, W=width, HO=rows, WO=width)
     return (geometry,) + tuple(a.reshape(a.shape[:2] + cut) for a in arrays)
 
 
