@@ -20,7 +20,7 @@ import numpy as np
 
 from fastconv._geometry import empty_aligned
 from fastconv._kernels cimport (
-    FC_GEMM_MAX_TILE, fc_dconv2d_direct_row__generic, fc_dpack_kmajor__generic, fc_kernel_table,
+    FC_GEMM_MAX_TILE, FC_ISA_AVX2, FC_ISA_AVX512, fc_dconv2d_direct_row__generic, fc_dpack_kmajor__generic, fc_kernel_table,
     fc_kernel_table_for, fc_sconv2d_direct_row__generic, fc_spack_kmajor__generic,
 )
 
@@ -618,16 +618,37 @@ cdef inline void _store_filter_tile(const fc_kernel_table *kernels, const floati
         kernels.dstore_filter_tile(c, c_stride, pixels, kt, bias, y, y_k_stride)
 
 
+cdef double _filter_tile_lane_speed(int isa):
+    """How much faster the filter-vector tiles run per busy lane than the pixel-vector tiles.
+
+    Measured by forcing each kind on 3x3 "same" layers of 64 channels, output widths 7-48 and
+    32-512 filters, both kinds alternating in one process at one thread, and taking the factor
+    whose choices lost least against the faster kind of every shape: AVX-512 1.2 (float32 and
+    float64; 1-3 of 28-48 shapes then pick the slower kind, by at most 2%), AVX2 1.5 (the
+    filter tiles were faster on every shape, by 1.3-2x). The rule this replaced assumed the
+    filter tiles 5% slower per lane (from a harness of vgg_conv5_2's band alone), and so ran
+    pixel tiles on layers such as VGG's 512-filter 28x28 ones (ours / PyTorch 1.26-1.47 ->
+    1.07-1.08 at one thread) and AlexNet's 13x13 ones (1.38-1.57 -> 1.19-1.32). The portable
+    path keeps that old factor: it was not measured.
+    """
+    if isa == FC_ISA_AVX512:
+        return 1.2
+    if isa == FC_ISA_AVX2:
+        return 1.5
+    return 1 / 1.05
+
+
 def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, Py_ssize_t PW,
                      Py_ssize_t DW, Py_ssize_t SH, Py_ssize_t SW, int isa, bint single):
     """Which register tiles conv2d_direct runs for KG filters per group and WO-pixel output
     rows: "filters" (filters along the vector lanes), "flat pixels" (pixels along the lanes,
     rows end to end: see _flat_row_len) or "pixels" (pixels along the lanes, row by row).
 
-    The filter-vector tiles run when they leave fewer lanes idle, by a 5% margin: per lane
-    they ran ~5% slower than the pixel-vector tiles in a standalone C harness of vgg_conv5_2's
-    band (not in the repo; `python -m fastconv bench` shows the end result): 64 filters fill 70 lanes of 14-filter tiles but 64 of 32-filter ones, and
-    14-pixel rows fill 16 lanes of a pixel vector but 14 of a 14-pixel tile.
+    Each kind leaves some lanes idle: 64 filters fill 70 lanes of 14-filter pixel tiles but 64
+    of 32-filter ones, and 14-pixel rows fill 16 lanes of a pixel vector but 14 of a 14-pixel
+    tile. The filter-vector tiles also run faster per busy lane, by _filter_tile_lane_speed
+    (see there), so they run when their share of busy lanes times that factor beats the pixel
+    tiles' share.
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t KT, VW, MR, NR
@@ -643,7 +664,7 @@ def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, 
                                  * WO / row_positions)
     cdef double filter_vectors = (<double>KG / ((KG + NR - 1) // NR * NR)
                                   * WO / ((WO + MR - 1) // MR * MR))
-    if filter_vectors > 1.05 * pixel_vectors:
+    if _filter_tile_lane_speed(isa) * filter_vectors > pixel_vectors:
         return "filters"
     return "flat pixels" if flat_len else "pixels"
 

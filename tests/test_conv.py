@@ -638,6 +638,18 @@ def test_filter_tile_cases_really_take_the_filter_tiles_on_every_isa():
         assert sum(kind == "filters" for kind in kinds.values()) >= 3, (isa, kinds)
 
 
+def test_named_cases_still_take_the_pixel_vector_tiles_on_every_isa():
+    # The filter tiles win most layers (direct_tile_kind); the pixel tiles must still run
+    # somewhere in the suite on every path, row by row and with rows end to end.
+    for isa in fastconv._config.available_isas():
+        kinds = set()
+        for case in NAMED_CASES.values():
+            g = _case_geometry(case, np.float32)
+            if g.K // g.groups > 4:  # fewer filters per group run the row kernel instead
+                kinds.add(_tile_kind(case, np.float32, isa))
+        assert {"pixels", "flat pixels"} <= kinds, (isa, kinds)
+
+
 def test_exactly_the_read_from_x_cases_have_windows_inside_x():
     # The premise of the cases named so: the tiles may read x itself for them (where rows are
     # whole tiles), and for no case with padding, given or implied by the output's size.
