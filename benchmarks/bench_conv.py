@@ -326,3 +326,43 @@ class Conv2dColdInput:
         return statistics.median(times) * 1e3
 
     track_ms_after_cache_eviction.unit = "ms"
+
+
+# Layers off the standard suite with few filters per group (N, C, H, W, F, stride, groups), all
+# 3x3 with padding 1: MobileNet v1's depthwise layers at unit stride on a large and a small map
+# and at stride 2, and a ResNeXt-style layer of 32 groups of 4 channels and 4 filters.
+FEW_FILTER_CASES = {
+    "mobilenet_dw_32_112": (2, 32, 112, 112, 3, 1, 32),
+    "mobilenet_dw_512_14": (4, 512, 14, 14, 3, 1, 512),
+    "mobilenet_dw_s2_128": (4, 128, 56, 56, 3, 2, 128),
+    "resnext_g32_128_56": (4, 128, 56, 56, 3, 1, 32),
+}
+
+
+class Conv2dFewFiltersPerGroup:
+    """conv2d forward of grouped layers of at most 4 filters per group (direct convolution's
+    single-filter kernel), tracked as GFLOP/s."""
+
+    params = (list(FEW_FILTER_CASES), THREADS)
+    param_names = ["case", "threads"]
+
+    def setup(self, case, threads):
+        N, C, H, W, F, S, G = FEW_FILTER_CASES[case]
+        rng = np.random.default_rng(0)
+        x = random_array(rng, (N, C, H, W))
+        w = random_array(rng, (C, C // G, F, F))
+        fastconv.set_num_threads(threads)
+        self.forward = lambda: fastconv.conv2d(x, w, stride=S, padding=1, groups=G)
+        HO = (H + 2 - F) // S + 1
+        self.flops = 2 * N * C * HO * HO * (C // G) * F * F
+
+    def teardown(self, case, threads):
+        fastconv.set_num_threads(None)
+
+    def time_forward(self, case, threads):
+        self.forward()
+
+    def track_gflops(self, case, threads):
+        return median_rate(self.forward, self.flops) / 1e9
+
+    track_gflops.unit = "GFLOP/s"

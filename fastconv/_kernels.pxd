@@ -77,6 +77,15 @@ cdef extern from "fastconv_kernels.h" nogil:
         Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x, const double *w,
         double *c, int accumulate) noexcept nogil
 
+    ctypedef void (*fc_sconv2d_direct_single_filter_fn)(
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x, const float *w, float *y,
+        Py_ssize_t rows, Py_ssize_t row_vectors, Py_ssize_t x_row_stride,
+        Py_ssize_t y_row_stride, int accumulate) noexcept nogil
+    ctypedef void (*fc_dconv2d_direct_single_filter_fn)(
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x, const double *w,
+        double *y, Py_ssize_t rows, Py_ssize_t row_vectors, Py_ssize_t x_row_stride,
+        Py_ssize_t y_row_stride, int accumulate) noexcept nogil
+
     ctypedef void (*fc_sstore_filter_tile_fn)(
         const float *c, Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt, const float *bias,
         float *y, Py_ssize_t y_k_stride) noexcept nogil
@@ -142,6 +151,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         int dgemm_stream_nr
         fc_dgemm_stream_ukernel_fn dgemm_stream_ukernel
         const char *dgemm_stream_ukernel_name
+        fc_sconv2d_direct_single_filter_fn sdirect_single_filter
+        fc_dconv2d_direct_single_filter_fn ddirect_single_filter
 
     int fc_cpu_supports(int isa)
     void fc_spack_kmajor__generic(const float *src, Py_ssize_t row_stride, Py_ssize_t rows,

@@ -26,6 +26,7 @@ static const fc_kernel_table generic_table = {
     /* No filter-streaming kernels: without SIMD broadcasts the packed GEMM is faster. */
     0, 0, NULL, NULL,
     0, 0, NULL, NULL,
+    fc_sconv2d_direct_single_filter__generic, fc_dconv2d_direct_single_filter__generic,
 };
 
 #ifdef FC_X86_KERNELS
@@ -49,6 +50,7 @@ static const fc_kernel_table avx2_table = {
     fc_dconv2d_backward_weight_filter_tile_6x8__avx2,
     4, 24, fc_sgemm_stream_ukernel_4x24__avx2, "fc_sgemm_stream_ukernel_4x24__avx2",
     4, 12, fc_dgemm_stream_ukernel_4x12__avx2, "fc_dgemm_stream_ukernel_4x12__avx2",
+    fc_sconv2d_direct_single_filter__avx2, fc_dconv2d_direct_single_filter__avx2,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -71,6 +73,7 @@ static const fc_kernel_table avx512_table = {
     fc_dconv2d_backward_weight_filter_tile_14x16__avx512,
     8, 48, fc_sgemm_stream_ukernel_8x48__avx512, "fc_sgemm_stream_ukernel_8x48__avx512",
     8, 24, fc_dgemm_stream_ukernel_8x24__avx512, "fc_dgemm_stream_ukernel_8x24__avx512",
+    fc_sconv2d_direct_single_filter__avx512, fc_dconv2d_direct_single_filter__avx512,
 };
 #endif
 

@@ -173,6 +173,39 @@ typedef void (*fc_dconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t
                                                  int accumulate);
 
 /*
+ * Single-filter direct convolution, pixels along the vector lanes (FC_VW of them: the ISA's
+ * direct-tile vector width, sdirect_vw / ddirect_vw in the table), for layers with a few
+ * filters per group:
+ *
+ *     y[r*y_row_stride + v*VW + l] (+)= sum_{t < taps} w[t] * x[r*x_row_stride + v*VW + l
+ *                                                                + tap_offset[t]]
+ *
+ * for every r < rows, v < row_vectors and lane l < VW; `w` holds the filter's taps in t order.
+ * With accumulate == 0 the outputs are written, else added to. Every x read must lie inside
+ * the band, every y element inside the caller's scratch. Each sum is formed from zero in t
+ * order, then stored.
+ */
+typedef void (*fc_sconv2d_direct_single_filter_fn)(
+    ptrdiff_t taps, const ptrdiff_t *tap_offset, const float *x, const float *w, float *y,
+    ptrdiff_t rows, ptrdiff_t row_vectors, ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+    int accumulate);
+typedef void (*fc_dconv2d_direct_single_filter_fn)(
+    ptrdiff_t taps, const ptrdiff_t *tap_offset, const double *x, const double *w, double *y,
+    ptrdiff_t rows, ptrdiff_t row_vectors, ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+    int accumulate);
+#define FC_DECLARE_SINGLE_FILTER(T, NAME)                                                       \
+    void NAME(ptrdiff_t taps, const ptrdiff_t *tap_offset, const T *x, const T *w, T *y,        \
+              ptrdiff_t rows, ptrdiff_t row_vectors, ptrdiff_t x_row_stride,                    \
+              ptrdiff_t y_row_stride, int accumulate);
+FC_DECLARE_SINGLE_FILTER(float, fc_sconv2d_direct_single_filter__generic)
+FC_DECLARE_SINGLE_FILTER(double, fc_dconv2d_direct_single_filter__generic)
+FC_DECLARE_SINGLE_FILTER(float, fc_sconv2d_direct_single_filter__avx2)
+FC_DECLARE_SINGLE_FILTER(double, fc_dconv2d_direct_single_filter__avx2)
+FC_DECLARE_SINGLE_FILTER(float, fc_sconv2d_direct_single_filter__avx512)
+FC_DECLARE_SINGLE_FILTER(double, fc_dconv2d_direct_single_filter__avx512)
+#undef FC_DECLARE_SINGLE_FILTER
+
+/*
  * Store of a filter-vector tile's outputs: y[k*y_k_stride + i] = c[i*c_stride + k] (+ bias[k]
  * unless bias is NULL) for i < pixels and k < kt: the tile's pixel-major block becomes kt rows
  * of y. Reads and writes only those elements (and bias[0 .. kt-1]).
@@ -356,6 +389,8 @@ typedef struct {
     int dgemm_stream_mr, dgemm_stream_nr;
     fc_dgemm_stream_ukernel_fn dgemm_stream_ukernel;
     const char *dgemm_stream_ukernel_name;
+    fc_sconv2d_direct_single_filter_fn sdirect_single_filter;
+    fc_dconv2d_direct_single_filter_fn ddirect_single_filter;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

@@ -704,6 +704,45 @@ def test_direct_tiles_of_many_filters_match_oracle_on_random_geometries(
 
 
 # ---------------------------------------------------------------------------------------------
+# Direct convolution for groups of at most 4 filters: the single-filter kernel (depthwise layers)
+# ---------------------------------------------------------------------------------------------
+
+FEW_FILTER_CASES = {
+    # MobileNet-like: 3x3 depthwise at unit stride (flat runs of rows) and at stride 2 (rows of
+    # vectors, a partial last vector), 14-wide rows (one vector, two lanes spare with AVX-512).
+    "depthwise_14x14_pad1": Case(2, 24, 14, 14, 24, 3, 3, padding=1, groups=24),
+    "depthwise_stride_2_37_wide": Case(1, 8, 20, 37, 8, 3, 3, stride=2, padding=1, groups=8),
+    "depthwise_7x7_kernel_dilated": Case(1, 4, 23, 19, 4, 7, 7, padding=5, dilation=2, groups=4),
+    # A reduction over several kernel calls (70 channels x 9 taps = 630: 252 + 252 + 126).
+    "K3_C70_taps_in_three_calls": Case(2, 140, 9, 11, 6, 3, 3, padding=1, groups=2),
+    # Rows wider than a band block (several row blocks per image), no padding, no bias.
+    "K2_wide_rows_several_blocks_no_bias": Case(1, 600, 12, 300, 2, 3, 3, bias=False),
+}
+
+
+@pytest.mark.parametrize("name", list(FEW_FILTER_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_few_filters_per_group_match_oracle(isa, dtype, name):
+    case = FEW_FILTER_CASES[name]
+    x, w, b = make_inputs(case, dtype, seed=11)
+    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+@given(N=st.integers(1, 2), CG=st.integers(1, 5), KG=st.integers(1, 4),
+       groups=st.integers(1, 6), H=st.integers(1, 24), W=st.integers(1, 40),
+       F=st.integers(1, 5), stride=st.integers(1, 3), dilation=st.integers(1, 2),
+       padding=st.sampled_from([0, 1, 2, "same"]), bias=st.booleans(),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_few_filters_per_group_match_oracle_on_random_geometries(
+        isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
+    case = _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias)
+    x, w, b = make_inputs(case, dtype, seed)
+    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+
+
+# ---------------------------------------------------------------------------------------------
 # Threads
 # ---------------------------------------------------------------------------------------------
 
