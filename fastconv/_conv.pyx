@@ -480,11 +480,15 @@ cdef BandLayout _x_as_band(Py_ssize_t H, Py_ssize_t W):
 cdef void _build_band(const fc_kernel_table *kernels, const floating *x, Py_ssize_t C,
                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t first_row, Py_ssize_t band_rows,
                       Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t SW, Py_ssize_t phase_len,
-                      floating *band) noexcept nogil:
+                      floating *band, bint zero_pads=True) noexcept nogil:
     """band[c][r][(q % SW)*phase_len + q // SW] = x[c][first_row + r - PH][q - PW] (0 outside the
     image) for r < band_rows and padded columns q < SW*phase_len: the input rows a block of
     output rows reads, zero-padded, with columns split by phase modulo the stride so that the
-    pixels one tap reads for consecutive outputs are contiguous."""
+    pixels one tap reads for consecutive outputs are contiguous.
+
+    Without zero_pads only the image's pixels are written: for a band that holds zeros wherever
+    this call would put them (zero-filled, and since then only built with the same first_row),
+    which spares a small plane's rows their two or four short fills each."""
     cdef Py_ssize_t row_len = SW * phase_len
     cdef Py_ssize_t c, r, hi, copied, phase, begin, end
     cdef floating *dst
@@ -494,23 +498,27 @@ cdef void _build_band(const fc_kernel_table *kernels, const floating *x, Py_ssiz
             dst = band + (c * band_rows + r) * row_len
             hi = first_row + r - PH
             if hi < 0 or hi >= H:
-                memset(dst, 0, row_len * sizeof(floating))
+                if zero_pads:
+                    memset(dst, 0, row_len * sizeof(floating))
                 continue
             src = x + (c * H + hi) * W
             if SW == 1:
                 copied = max(0, min(W, row_len - PW))
-                memset(dst, 0, min(PW, row_len) * sizeof(floating))
                 memcpy(dst + PW, src, copied * sizeof(floating))
-                memset(dst + PW + copied, 0, (row_len - PW - copied) * sizeof(floating))
+                if zero_pads:
+                    memset(dst, 0, min(PW, row_len) * sizeof(floating))
+                    memset(dst + PW + copied, 0, (row_len - PW - copied) * sizeof(floating))
             else:
                 # Phase p holds padded columns p, p + SW, p + 2*SW, ...: zeros, image, zeros.
                 for phase in range(SW):
                     begin = min(phase_len, max(0, (PW - phase + SW - 1) // SW))
                     end = min(phase_len, max(begin, (W + PW - phase + SW - 1) // SW))
-                    memset(dst + phase * phase_len, 0, begin * sizeof(floating))
                     _copy_strided(kernels, src + begin * SW + phase - PW, SW, end - begin,
                                   dst + phase * phase_len + begin)
-                    memset(dst + phase * phase_len + end, 0, (phase_len - end) * sizeof(floating))
+                    if zero_pads:
+                        memset(dst + phase * phase_len, 0, begin * sizeof(floating))
+                        memset(dst + phase * phase_len + end, 0,
+                               (phase_len - end) * sizeof(floating))
 
 
 cdef void _pack_direct_filters(const floating *w, Py_ssize_t KG, Py_ssize_t taps,
@@ -954,8 +962,10 @@ cdef void _conv2d_direct_single_filters(const floating[:, :, :, ::1] x,
             rows = min(rows_per_block, HO - ho0)
             band = &bands[threadid(), 0]
             out = &sums[threadid(), 0]
+            # One block per image: every band this thread builds has the same layout, so its
+            # zeros (from the allocation) stay where they are.
             _build_band(kernels, &x[n, g * CG, 0, 0], CG, H, W, ho0 * SH, band_rows, PH, PW, SW,
-                        phase_len, band)
+                        phase_len, band, row_blocks > 1)
             if flat_len:
                 item_rows = 1
                 vectors = ((rows - 1) * row_len + WO + VW - 1) // VW

@@ -20,7 +20,7 @@
  * S is a constant at every call (see the switches below), so the masks and lane indices fold
  * into constants: the copies are called once per output-row run, often of a few dozen elements.
  */
-#define FC_COPY_STRIDED_BODY(V, MASK, LOAD, PERMUTE, STORE, SETZERO, INDEX_T)                 \
+#define FC_COPY_STRIDED_BODY(V, MASK, LOAD, PERMUTE, STORE, MASK_STORE, SETZERO, INDEX_T)     \
     INDEX_T lanes[V];                                                                          \
     MASK take[FC_COPY_MAX_STRIDE] = {0}, read[FC_COPY_MAX_STRIDE] = {0};                       \
     for (int j = 0; j < V; j++) {                                                              \
@@ -37,8 +37,20 @@
             out = PERMUTE(out, take[k], lane, LOAD(read[k], chunk + V * k));                   \
         STORE(dst + i, out);                                                                   \
     }                                                                                          \
-    for (; i < n; i++)                                                                         \
-        dst[i] = src[i * S];
+    if (i < n) {                                                                               \
+        /* The last m < V elements: the same plan, loads masked to the elements up to the last \
+         * one read, and a store of the first m lanes (a scalar tail cost as much as the rest  \
+         * of a depthwise layer's strided band rows, a few dozen elements each). */           \
+        const ptrdiff_t m = n - i, last = (m - 1) * S;                                         \
+        const T *chunk = src + i * S;                                                          \
+        VEC out = SETZERO();                                                                   \
+        for (int k = 0; k < S && V * k <= last; k++) {                                         \
+            const ptrdiff_t used = last - V * k + 1 < V ? last - V * k + 1 : V;                \
+            out = PERMUTE(out, take[k], lane,                                                  \
+                          LOAD((MASK)(read[k] & (((1ull << used) - 1))), chunk + V * k));      \
+        }                                                                                      \
+        MASK_STORE(dst + i, (MASK)((1ull << m) - 1), out);                                     \
+    }
 
 /*
  * dst lane (j*S) % V of the chunk's vector (j*S) / V takes addend j: `from` holds, per lane of
@@ -98,7 +110,7 @@ static inline __attribute__((always_inline)) void scopy_stride(const float *src,
                                                                float *dst, const int S)
 {
     FC_COPY_STRIDED_BODY(16, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_permutexvar_ps,
-                         _mm512_storeu_ps, _mm512_setzero_ps, int)
+                         _mm512_storeu_ps, _mm512_mask_storeu_ps, _mm512_setzero_ps, int)
 }
 #undef T
 #undef VEC
@@ -109,7 +121,7 @@ static inline __attribute__((always_inline)) void dcopy_stride(const double *src
                                                                double *dst, const int S)
 {
     FC_COPY_STRIDED_BODY(8, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_permutexvar_pd,
-                         _mm512_storeu_pd, _mm512_setzero_pd, long long)
+                         _mm512_storeu_pd, _mm512_mask_storeu_pd, _mm512_setzero_pd, long long)
 }
 #undef T
 #undef VEC
