@@ -9,6 +9,9 @@ cdef extern from "fastconv_kernels.h" nogil:
         FC_ISA_AVX2
         FC_ISA_AVX512
         FC_GEMM_MAX_TILE
+        FC_STORE_SET
+        FC_STORE_ADD
+        FC_STORE_STREAM
 
     ctypedef void (*fc_sgemm_ukernel_fn)(Py_ssize_t kc, const float *a, const float *b,
                                          float *c, Py_ssize_t ldc, int accumulate) noexcept nogil

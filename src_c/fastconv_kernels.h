@@ -57,7 +57,10 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  *
  *     C[i*ldc + j] (+)= sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + j]
  *
- * (+= when accumulate is nonzero, = otherwise). Both operands are read where they lie, unpacked:
+ * (+= when accumulate is FC_STORE_ADD, = when FC_STORE_SET or FC_STORE_STREAM; the last writes
+ * C with non-temporal stores, past the caches, and needs every row of C 64-byte aligned; the
+ * call ends with a store fence, so C is complete once it returns). Both operands are read where
+ * they lie, unpacked:
  * w's rows are broadcast, b's rows are loaded NR wide. As in the GEMM micro-kernels the sum over
  * p is formed from zero in increasing p and only then added to C (or stored: the same bits as
  * adding it to zeros, since a sum formed from +0 is never -0). Two uses: layers that read their
@@ -68,6 +71,7 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  * next block of b). The generic table has NULL (compiled without SIMD, the packed GEMM measured
  * 3-5x faster).
  */
+enum { FC_STORE_SET = 0, FC_STORE_ADD = 1, FC_STORE_STREAM = 2 };
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                            const float *b, ptrdiff_t b_row_stride, float *c,
                                            ptrdiff_t ldc, const float *b_prefetch, int accumulate);

@@ -16,6 +16,10 @@
  * about 3% off resnet_1x1 at one and two threads and left the FC layer as it was (builds with
  * and without it alternating, each timed against PyTorch in its process; asv Conv2dPointwise
  * across the commit that added this paragraph compares the same).
+ * FC_STORE_STREAM writes the tile past the caches: a 1x1 layer with 4x more filters than
+ * channels (ResNet's expansions) writes 4x more y than it reads x, 8 planes a plane apart per
+ * call, more streams than the hardware tracks, so each ordinary store waited on reading its line
+ * first (see `_pointwise_panel`).
  * The `unroll` pragmas keep the accumulator arrays in registers (see the GEMM kernels).
  */
 void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
@@ -53,13 +57,21 @@ void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_str
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
         FC_T *ci = c + i * ldc;
-        if (accumulate) {
+        if (accumulate == FC_STORE_ADD) {
             acc0[i] = FC_VADD(FC_VLOADU(ci), acc0[i]);
             acc1[i] = FC_VADD(FC_VLOADU(ci + FC_VW), acc1[i]);
             acc2[i] = FC_VADD(FC_VLOADU(ci + 2 * FC_VW), acc2[i]);
+        }
+        if (accumulate == FC_STORE_STREAM) {
+            FC_VSTREAM(ci, acc0[i]);
+            FC_VSTREAM(ci + FC_VW, acc1[i]);
+            FC_VSTREAM(ci + 2 * FC_VW, acc2[i]);
+            continue;
         }
         FC_VSTOREU(ci, acc0[i]);
         FC_VSTOREU(ci + FC_VW, acc1[i]);
         FC_VSTOREU(ci + 2 * FC_VW, acc2[i]);
     }
+    if (accumulate == FC_STORE_STREAM)
+        _mm_sfence();
 }

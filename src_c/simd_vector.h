@@ -3,7 +3,8 @@
  * for its ISA and for the dtype FC_SINGLE selects (1: float, 0: double):
  *
  *     FC_T, FC_VEC, FC_VW (lanes), FC_VZERO(), FC_VLOADU(p), FC_VBROADCAST(p) (every lane = *p),
- *     FC_VFMADD(a, b, c) (a*b + c), FC_VADD(a, b), FC_VSTOREU(p, v), FC_VSUM(v) (the lanes' sum)
+ *     FC_VFMADD(a, b, c) (a*b + c), FC_VADD(a, b), FC_VSTOREU(p, v), FC_VSTREAM(p, v) (a
+ *     non-temporal store; p aligned to the vector's size), FC_VSUM(v) (the lanes' sum)
  *     and, for partial vectors, FC_MASK, FC_MASK_FIRST(n) (the first n <= FC_VW lanes) and
  *     FC_VLOADU_MASKZ(m, p) (lanes outside m read nothing and are zero).
  *
@@ -19,6 +20,7 @@
 #undef FC_VFMADD
 #undef FC_VADD
 #undef FC_VSTOREU
+#undef FC_VSTREAM
 #undef FC_VSUM
 #undef FC_MASK
 #undef FC_MASK_FIRST

@@ -28,6 +28,7 @@ static inline double fc_avx2_sum_pd(__m256d v)
 #define FC_VFMADD(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define FC_VADD(a, b) _mm256_add_ps(a, b)
 #define FC_VSTOREU(p, v) _mm256_storeu_ps(p, v)
+#define FC_VSTREAM(p, v) _mm256_stream_ps(p, v)
 #define FC_VSUM(v) fc_avx2_sum_ps(v)
 #define FC_MASK __m256i
 #define FC_MASK_FIRST(n) \
@@ -43,6 +44,7 @@ static inline double fc_avx2_sum_pd(__m256d v)
 #define FC_VFMADD(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define FC_VADD(a, b) _mm256_add_pd(a, b)
 #define FC_VSTOREU(p, v) _mm256_storeu_pd(p, v)
+#define FC_VSTREAM(p, v) _mm256_stream_pd(p, v)
 #define FC_VSUM(v) fc_avx2_sum_pd(v)
 #define FC_MASK __m256i
 #define FC_MASK_FIRST(n) \

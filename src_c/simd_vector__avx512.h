@@ -13,6 +13,7 @@
 #define FC_VFMADD(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define FC_VADD(a, b) _mm512_add_ps(a, b)
 #define FC_VSTOREU(p, v) _mm512_storeu_ps(p, v)
+#define FC_VSTREAM(p, v) _mm512_stream_ps(p, v)
 #define FC_VSUM(v) _mm512_reduce_add_ps(v)
 #define FC_MASK __mmask16
 #define FC_MASK_FIRST(n) ((__mmask16)((1u << (n)) - 1))
@@ -27,6 +28,7 @@
 #define FC_VFMADD(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define FC_VADD(a, b) _mm512_add_pd(a, b)
 #define FC_VSTOREU(p, v) _mm512_storeu_pd(p, v)
+#define FC_VSTREAM(p, v) _mm512_stream_pd(p, v)
 #define FC_VSUM(v) _mm512_reduce_add_pd(v)
 #define FC_MASK __mmask8
 #define FC_MASK_FIRST(n) ((__mmask8)((1u << (n)) - 1))

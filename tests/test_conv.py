@@ -335,12 +335,12 @@ STREAMING_CASES = {
 
 
 def _run_streaming_driver(isa, case, dtype, seed=7, driver="conv2d_im2col_streaming_filters",
-                          threads=None):
+                          threads=None, aligned=False):
     """A small-plane driver's result on case (skipped where the ISA has no streaming kernel),
     with the inputs. threads: passed to the driver as is (the public calls give small layers
-    one thread)."""
+    one thread). aligned: x and y start on a cache line (otherwise wherever NumPy puts them)."""
     from fastconv import _conv, _runtime, conv as conv_module
-    from fastconv._geometry import conv2d_geometry
+    from fastconv._geometry import conv2d_geometry, empty_aligned
 
     if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is None:
         pytest.skip(f"the {isa} path has no filter-streaming kernel")
@@ -349,6 +349,10 @@ def _run_streaming_driver(isa, case, dtype, seed=7, driver="conv2d_im2col_stream
     x, w, b_in, geometry, _ = conv2d_geometry("conv2d", x, w, b, case.stride, case.padding,
                                               case.dilation, case.groups)
     y = np.full(geometry.output_shape, np.nan, dtype)
+    if aligned:
+        x_aligned, y = empty_aligned(x.shape, dtype), empty_aligned(y.shape, dtype)
+        x_aligned[...], y[...] = x, np.nan
+        x = x_aligned
     arguments = list(conv_module._driver_arguments(geometry))
     if threads is not None:
         arguments[-1] = threads
@@ -465,6 +469,9 @@ POINTWISE_CASES = {
     "C600_K13_three_reduction_blocks": Case(1, 600, 8, 9, 13, 1, 1, bias=False),
     # Without a bias the first block's sums are stored, partial tiles included.
     "C40_K13_no_bias_partial_tiles": Case(2, 40, 7, 11, 13, 1, 1, bias=False),
+    # One reduction block, no bias, planes of whole cache lines (96 pixels): the full tiles'
+    # sums are y's final values and are stored past the caches.
+    "C24_K20_no_bias_streamed_stores": Case(2, 24, 8, 12, 20, 1, 1, bias=False),
     "panels_exactly_K16": Case(1, 40, 12, 16, 16, 1, 1),
     "many_pixel_blocks_N3": Case(3, 16, 40, 41, 24, 1, 1),
     "groups_3_K5_per_group": Case(3, 12, 8, 10, 15, 1, 1, groups=3),
@@ -478,10 +485,13 @@ def test_pointwise_gemm_matches_oracle_and_the_packed_gemm_bit_for_bit(isa, dtyp
     """Its sums are conv2d_im2col's (bias, then 256-tap blocks in order), so "im2col" gives the
     same bits whichever GEMM runs it."""
     case = POINTWISE_CASES[name]
-    y, x, w, b = _run_streaming_driver(isa, case, dtype, driver="conv2d_pointwise")
+    # Streamed stores need y's rows on whole cache lines: with x aligned too, no panel shifts.
+    aligned = name.endswith("streamed_stores")
+    y, x, w, b = _run_streaming_driver(isa, case, dtype, driver="conv2d_pointwise",
+                                       aligned=aligned)
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
     np.testing.assert_array_equal(
-        _run_streaming_driver(isa, case, dtype, driver="conv2d_im2col")[0], y)
+        _run_streaming_driver(isa, case, dtype, driver="conv2d_im2col", aligned=aligned)[0], y)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
