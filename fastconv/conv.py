@@ -234,7 +234,10 @@ def _backward_input(dy, w, geometry):
     layer's dx is the 1x1 convolution with C and K swapped, which asv Conv2dPointwise times).
     Otherwise the direct kernel computes it when the rule of algorithm="auto" favours direct for
     that convolution and few of its products would fall on the zero border
-    (`_direct_backward_input_wins`).
+    (`_direct_backward_input_wins`). That includes groups of at most 4 channels (depthwise
+    layers: dx's convolution then has one filter per group), since the single-filter kernel
+    took over those: 0.16-0.27x the GEMM's time on MobileNet's 3x3 depthwise layers and on
+    grouped 3x3 and 5x5 layers of 2-3 channels per group, one thread.
     Otherwise (strides, padding beyond the dilated kernel, small maps) dx = col2im(W^T @ dy) on
     the GEMM, which also never multiplies inserted zeros.
     """
@@ -248,9 +251,9 @@ def _backward_input(dy, w, geometry):
     FH, FW = geometry.FH, geometry.FW
     DH, DW = geometry.dilation
     PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
-    tiled = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP   # dx's convolution has CG filters per group
-    pointwise = tiled and _pointwise_gemm(geometry)
-    if pointwise or (tiled and geometry.stride == (1, 1) and PH >= 0 and PW >= 0
+    # dx's convolution has CG filters per group: the pointwise GEMM wants more than a few.
+    pointwise = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry)
+    if pointwise or (geometry.stride == (1, 1) and PH >= 0 and PW >= 0
                      and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
         threads = _config.threads_for(geometry.flops // 2)
         _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, pointwise), geometry,
