@@ -33,8 +33,9 @@ cdef enum:
     PACK_PREFETCH_DISTANCE = 16
     # Filters per row-kernel task: each input row read from cache feeds this many output rows.
     DIRECT_FILTER_BLOCK = 16
-    # Groups with at most this many filters use the row kernel (a register tile would be mostly
-    # padding); see fastconv.conv.choose_algorithm, which makes the same cut.
+    # Groups with at most this many filters run the single-filter kernel (a register tile would
+    # be mostly padding), or the row kernel where no band fits; see
+    # fastconv.conv.choose_algorithm, which makes the same cut.
     DIRECT_ROW_MAX_FILTERS = 4
     # A thread's input band for the register-tiled direct kernels: it stays in L2 (2 MiB here)
     # beside a block of filters. When a layer's filters are too big to stay in L2 themselves,

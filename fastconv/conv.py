@@ -12,8 +12,9 @@ from fastconv._geometry import (
 ALGORITHMS = ("auto", "direct", "im2col")
 
 
-# Filters per group at or below which the direct algorithm runs its row kernel, not its register
-# tiles (_conv.pyx makes the same cut), and below which "auto" prefers direct over im2col.
+# Filters per group at or below which the direct algorithm runs its single-filter kernel, not
+# its register tiles (_conv.pyx makes the same cut), and below which "auto" prefers direct over
+# im2col.
 AUTO_DIRECT_MAX_FILTERS_PER_GROUP = 4
 # Output widths below which "auto" runs im2col: the direct tiles vectorise along output rows.
 AUTO_IM2COL_BELOW_WIDTH = 8
@@ -23,9 +24,9 @@ def _direct_wins(filters_per_group, output_width):
     """The measured rule behind algorithm="auto" (python -m fastconv bench), after the 1x1 rule
     of `choose_algorithm`:
 
-    - at most 4 filters per group (depthwise, single-filter layers): direct's row kernel, since
-      both im2col's GEMM and direct's register tiles work on blocks of 4-14 filters and most of
-      each block would be padding;
+    - at most 4 filters per group (depthwise, single-filter layers): direct's single-filter
+      kernel, since both im2col's GEMM and direct's register tiles work on blocks of 4-14
+      filters and most of each block would be padding;
     - output rows narrower than 8 pixels (FC-as-convolution, the last maps of deep nets):
       im2col, since direct's tiles vectorise along output rows and would run mostly empty;
     - otherwise direct: its tiles read the input straight from a padded band, while im2col
