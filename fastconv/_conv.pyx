@@ -1408,10 +1408,11 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
     are whole cache lines, it bypasses the caches (FC_STORE_STREAM): each call writes 8 planes
     a plane apart, more streams than the hardware follows, and an ordinary store first reads its
     line from memory. A layer with 4x more filters than channels writes 4x more y than it reads
-    x: ResNet's 64 -> 256 expansion at 56x56 (batch 4) went from 1.32-1.46x PyTorch's time to
-    1.13-1.14x at one thread, 128 -> 512 at 28x28 from 1.23-1.25x to 1.19-1.24x; resnet_1x1
-    (256 -> 64) and two threads stayed within noise (builds alternated, each timed against
-    PyTorch in its process).
+    x. Time with streamed stores / without, medians of 60 alternating calls in one process (a
+    build with a switch in this driver), batch 4: ResNet's 64 -> 256 expansion at 56x56 0.66 at
+    one thread and 0.82 at two, resnet_1x1 (256 -> 64) 0.89 and 0.95, 128 -> 512 at 28x28 0.84.
+    conv2d puts y at x's offset in its cache line (`fastconv.conv._pointwise_line_offset`), so
+    that y's panels are whole lines wherever x's are.
     """
     cdef Py_ssize_t line = 64 // sizeof(floating)
     cdef Py_ssize_t prefetch_calls = (NR + line - 1) // line + 1

@@ -3,7 +3,7 @@ algorithm and call the Cython drivers (fastconv/_conv.pyx)."""
 
 import numpy as np
 
-from fastconv import _config, _conv
+from fastconv import _config, _conv, _runtime
 from fastconv._geometry import (
     aligned_contiguous, conv2d_backward_geometry, conv2d_geometry, conv_transpose2d_geometry,
     empty_aligned,
@@ -123,19 +123,30 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     if algorithm == "auto":
         algorithm = choose_algorithm(geometry)
     _config.record_algorithm(algorithm)
-    y = empty_aligned(geometry.output_shape, x.dtype)
+    driver = _forward_driver(algorithm, geometry, x.dtype)
+    x = aligned_contiguous(x)
+    y = empty_aligned(geometry.output_shape, x.dtype,
+                      _pointwise_line_offset(x) if driver is _conv.conv2d_pointwise else 0)
     if y.size == 0:
         return y if batched else y[0]
     if geometry.reduction_size == 0:
         y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]
         return y if batched else y[0]
-    driver = _forward_driver(algorithm, geometry, x.dtype)
     bias = np.zeros(1, x.dtype) if b is None else aligned_contiguous(b)
     cut_geometry, x_cut, y_cut = _recut(_pointwise_cut(geometry, algorithm == "im2col"),
-                                        geometry, aligned_contiguous(x), y)
+                                        geometry, x, y)
     driver(x_cut, aligned_contiguous(w), bias, b is not None, y_cut,
            *_driver_arguments(cut_geometry))
     return y if batched else y[0]
+
+
+def _pointwise_line_offset(x):
+    """Where in its cache line `conv2d_pointwise`'s output should start, for input x: where x
+    starts. The driver shifts its panels of pixels so that x's rows are read in whole lines;
+    with y at the same offset its panels are whole lines too, which lets the kernel store them
+    past the caches (see `_conv._pointwise_panel`). NumPy puts large arrays 16 bytes past a
+    line, so a y on a line of its own would never take that path."""
+    return _runtime.data_address(x) % 64
 
 
 # Output planes with fewer pixels than this run im2col's GEMM over the whole batch's pixels.
@@ -242,18 +253,20 @@ def _backward_input(dy, w, geometry):
     Otherwise (strides, padding beyond the dilated kernel, small maps) dx = col2im(W^T @ dy) on
     the GEMM, which also never multiplies inserted zeros.
     """
-    dx = empty_aligned((geometry.N, geometry.C, geometry.H, geometry.W), dy.dtype)
+    G, CG = geometry.groups, geometry.C // geometry.groups
+    # dx's convolution has CG filters per group: the pointwise GEMM wants more than a few.
+    pointwise = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry)
+    dy = aligned_contiguous(dy)
+    dx = empty_aligned((geometry.N, geometry.C, geometry.H, geometry.W), dy.dtype,
+                       _pointwise_line_offset(dy) if pointwise else 0)
     if dx.size == 0:
         return dx
     if dy.size == 0:
         dx[...] = 0
         return dx
-    G, CG = geometry.groups, geometry.C // geometry.groups
     FH, FW = geometry.FH, geometry.FW
     DH, DW = geometry.dilation
     PH, PW = DH * (FH - 1) - geometry.padding[0], DW * (FW - 1) - geometry.padding[1]
-    # dx's convolution has CG filters per group: the pointwise GEMM wants more than a few.
-    pointwise = CG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry)
     if pointwise or (geometry.stride == (1, 1) and PH >= 0 and PW >= 0
                      and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
         threads = _config.threads_for(geometry.flops // 2)

@@ -566,6 +566,25 @@ def test_pointwise_gemm_refuses_other_geometries_and_isas_without_its_kernel():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("line_offset", [0, 16, 48])
+def test_pointwise_output_starts_where_the_input_does_in_its_cache_line(isa, dtype, line_offset):
+    """So that both are read and written in whole lines (and y's final tiles stored past the
+    caches): NumPy puts large arrays 16 bytes past a line. Any other offset gives the same
+    values."""
+    from fastconv._geometry import empty_aligned
+
+    case = Case(2, 16, 8, 8, 20, 1, 1, bias=False)
+    x0, w, _ = make_inputs(case, dtype, seed=3)
+    x = empty_aligned(x0.shape, dtype, line_offset)
+    x[...] = x0
+    y = conv2d(x, w, algorithm="im2col")
+    assert_matches_reference(y, x, w, None)
+    from fastconv import _runtime
+    if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is not None:
+        assert y.ctypes.data % 64 == line_offset
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_1x1_layers_run_the_pointwise_gemm_where_a_streaming_kernel_exists(isa, dtype):
     """auto takes it for 1x1 layers at unit stride without padding, with more than 4 filters per
     group and planes of 64 pixels or more; the rest keep their drivers."""
