@@ -714,7 +714,11 @@ def test_every_isa_and_dtype_runs_some_read_from_x_case_on_x_itself():
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_filter_tiles_match_oracle(isa, dtype, name):
     case = FILTER_TILE_CASES[name]
-    x, w, b = make_inputs(case, dtype, seed=7)
+    _direct_matches_oracle(case, dtype, seed=7)
+
+
+def _direct_matches_oracle(case, dtype, seed):
+    x, w, b = make_inputs(case, dtype, seed)
     y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
@@ -726,10 +730,8 @@ def test_filter_tiles_match_oracle(isa, dtype, name):
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_direct_tiles_of_many_filters_match_oracle_on_random_geometries(
         isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
-    case = _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias)
-    x, w, b = make_inputs(case, dtype, seed)
-    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
-    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+    _direct_matches_oracle(_drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding,
+                                       bias), dtype, seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -752,10 +754,7 @@ FEW_FILTER_CASES = {
 @pytest.mark.parametrize("name", list(FEW_FILTER_CASES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_few_filters_per_group_match_oracle(isa, dtype, name):
-    case = FEW_FILTER_CASES[name]
-    x, w, b = make_inputs(case, dtype, seed=11)
-    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
-    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+    _direct_matches_oracle(FEW_FILTER_CASES[name], dtype, seed=11)
 
 
 @given(N=st.integers(1, 2), CG=st.integers(1, 5), KG=st.integers(1, 4),
@@ -765,10 +764,8 @@ def test_few_filters_per_group_match_oracle(isa, dtype, name):
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_few_filters_per_group_match_oracle_on_random_geometries(
         isa, N, CG, KG, groups, H, W, F, stride, dilation, padding, bias, dtype, seed):
-    case = _drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding, bias)
-    x, w, b = make_inputs(case, dtype, seed)
-    y = conv2d(x, w, b, algorithm="direct", **case.conv_kwargs())
-    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+    _direct_matches_oracle(_drawn_case(N, CG, KG, groups, H, W, F, stride, dilation, padding,
+                                       bias), dtype, seed)
 
 
 # ---------------------------------------------------------------------------------------------
