@@ -336,17 +336,46 @@ cdef void _pack_im2col(const fc_kernel_table *kernels, const floating *x, const 
 
 
 cdef void _pack_im2col_transposed(const fc_kernel_table *kernels, const floating *x,
-                                  const ConvShape *s, Py_ssize_t p0, Py_ssize_t kc,
-                                  Py_ssize_t r0, Py_ssize_t nc, Py_ssize_t NR, floating *rows,
-                                  floating *packed) noexcept nogil:
-    """B = col[r0:r0+nc, p0:p0+kc]^T packed into NR-column panels (backward-weights' B operand:
-    the reduction runs over pixels). Each panel's rows are built as rows (NR x kc, in `rows`),
-    then transposed into the panel by the packing kernel."""
-    cdef Py_ssize_t panel, rc
+                                  Py_ssize_t image_stride, const ConvShape *s, Py_ssize_t q0,
+                                  Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t nc, Py_ssize_t NR,
+                                  floating *rows, floating *packed) noexcept nogil:
+    """B = col[r0:r0+nc, q0:q0+kc]^T packed into NR-column panels (backward-weights' B operand:
+    the reduction runs over pixels), q counting the batch's output pixels image after image (x
+    holds image n's channels of the group at x + n*image_stride). Each panel's rows are built as
+    rows (NR x kc, in `rows`), image by image, then transposed into the panel by the packing
+    kernel."""
+    cdef Py_ssize_t P = s.HO * s.WO
+    cdef Py_ssize_t panel, rc, q, n, p, run
     for panel in range((nc + NR - 1) // NR):
         rc = min(NR, nc - panel * NR)
-        _im2col_tile(kernels, x, s, r0 + panel * NR, rc, p0, kc, kc, rows)
+        q = q0
+        while q < q0 + kc:
+            n = q // P
+            p = q % P
+            run = min(P - p, q0 + kc - q)
+            _im2col_tile(kernels, x + n * image_stride, s, r0 + panel * NR, rc, p, run, kc,
+                         rows + (q - q0))
+            q = q + run
         _pack_kmajor(kernels, rows, kc, rc, kc, NR, packed + panel * kc * NR)
+
+
+cdef void _pack_a_pixels(const fc_kernel_table *kernels, const floating *dy,
+                         Py_ssize_t image_stride, Py_ssize_t P, Py_ssize_t q0, Py_ssize_t mc,
+                         Py_ssize_t kc, Py_ssize_t MR, floating *packed) noexcept nogil:
+    """`_pack_a` of A[i, q] = row i of dy at the batch's output pixel q0 + q (q counting pixels
+    image after image; dy's rows of image n at dy + n*image_stride, P pixels apart): each
+    image's run of pixels goes into its columns of every panel."""
+    cdef Py_ssize_t panel, q, n, p, run
+    for panel in range((mc + MR - 1) // MR):
+        q = q0
+        while q < q0 + kc:
+            n = q // P
+            p = q % P
+            run = min(P - p, q0 + kc - q)
+            _pack_kmajor(kernels, dy + n * image_stride + panel * MR * P + p, P,
+                         min(MR, mc - panel * MR), run, MR,
+                         packed + panel * MR * kc + (q - q0) * MR)
+            q = q + run
 
 
 cdef inline void _ukernel(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *a,
@@ -1694,14 +1723,17 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
     cdef Py_ssize_t KG = K // groups, R = CG * s.FH * s.FW, P = s.HO * s.WO
     cdef Py_ssize_t NCW = GEMM_DW_PANELS * NR, MC = GEMM_MC_PANELS * MR
     cdef Py_ssize_t col_blocks = (R + NCW - 1) // NCW
-    # The reduction runs over units (image, block of GEMM_KC pixels); part s sums units
-    # [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
-    cdef Py_ssize_t pixel_blocks = (P + GEMM_KC - 1) // GEMM_KC, units = N * pixel_blocks
+    # The reduction runs over units of GEMM_KC of the batch's output pixels, image after image
+    # (a unit spans images where planes are smaller: ResNet-50's 1x1 layers on 7x7 maps had
+    # 49-pixel units, each packing and running its GEMM for a fifth of a block); part s sums
+    # units [s*U/parts, (s+1)*U/parts), so one image can be split when the batch is too small.
+    cdef Py_ssize_t units = (N * P + GEMM_KC - 1) // GEMM_KC
     cdef Py_ssize_t a_size = MC * GEMM_KC, b_size = NCW * GEMM_KC, rows_size = NR * GEMM_KC
     cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, a_size + b_size + rows_size + FC_GEMM_MAX_TILE, floating is float)
     cdef Py_ssize_t tasks = parts * groups * col_blocks
-    cdef Py_ssize_t t, part, g, cb, r0, nc, u, n, pb, p0, kc, mb, m0, mc, i
+    cdef Py_ssize_t t, part, g, cb, r0, nc, u, q0, kc, mb, m0, mc, i
+    cdef Py_ssize_t x_image_stride = x.shape[1] * x.shape[2] * x.shape[3]
     cdef floating *a_packed
     cdef floating *b_packed
     cdef floating *dw_block
@@ -1720,15 +1752,15 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
             for i in range(KG):
                 memset(dw_block + i * R, 0, nc * sizeof(floating))
             for u in range(part * units // parts, (part + 1) * units // parts):
-                n = u // pixel_blocks
-                p0 = u % pixel_blocks * GEMM_KC
-                kc = min(GEMM_KC, P - p0)
-                _pack_im2col_transposed(kernels, &x[n, g * CG, 0, 0], &s, p0, kc, r0, nc,
-                                        NR, b_packed + b_size, b_packed)
+                q0 = u * GEMM_KC
+                kc = min(GEMM_KC, N * P - q0)
+                _pack_im2col_transposed(kernels, &x[0, g * CG, 0, 0], x_image_stride, &s, q0,
+                                        kc, r0, nc, NR, b_packed + b_size, b_packed)
                 for mb in range((KG + MC - 1) // MC):
                     m0 = mb * MC
                     mc = min(MC, KG - m0)
-                    _pack_a(kernels, &dy[n, g * KG + m0, 0, 0] + p0, P, mc, kc, MR, a_packed)
+                    _pack_a_pixels(kernels, &dy[0, g * KG + m0, 0, 0], K * P, P, q0, mc, kc,
+                                   MR, a_packed)
                     _gemm_packed_block(kernels, MR, NR, mc, nc, kc, a_packed, b_packed,
                                        dw_block + m0 * R, R, b_packed + b_size + rows_size)
 
@@ -1739,8 +1771,8 @@ def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t CG, Py_ssi
                           bint single, str driver):
     """How many partial sums a backward-weights driver should use: 1 unless dw's blocks give the
     threads too little work, and never so many that the partial sums take over 64 MiB. The
-    drivers split the batch into units: "gemm" (conv2d_backward_weight) into (image, block of
-    GEMM_KC output pixels) and "filter tiles" (conv2d_backward_weight_filter_tiles) into (image,
+    drivers split the batch into units: "gemm" (conv2d_backward_weight) into blocks of GEMM_KC
+    of the batch's output pixels and "filter tiles" (conv2d_backward_weight_filter_tiles) into (image,
     block of output rows), so both split a batch of one image too; "dot"
     (conv2d_backward_weight_direct) into images."""
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
@@ -1751,7 +1783,7 @@ def backward_weight_parts(Py_ssize_t N, Py_ssize_t groups, Py_ssize_t CG, Py_ssi
     cdef Py_ssize_t units = N
     cdef Py_ssize_t CB, KB
     if driver == "gemm":
-        units = N * ((HO * WO + GEMM_KC - 1) // GEMM_KC)
+        units = (N * HO * WO + GEMM_KC - 1) // GEMM_KC
     elif driver == "filter tiles":
         CB, KB = backward_weight_filter_tile_blocks(CG, FH * FW, KG, isa, single)
         base_tasks = groups * ((CG + CB - 1) // CB) * ((KG + KB - 1) // KB)
