@@ -35,8 +35,8 @@ if hasattr(os, "register_at_fork"):
 
 @functools.cache
 def _usable_cpus():
-    """The CPUs this process may run on, asked once per process: the system call took about a
-    fifth of a tiny call's time when asked on every call."""
+    """The CPUs this process may run on, asked once per process (and again in a forked child):
+    asked on every call, the system call was about 2 us of a tiny conv2d's ~29."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
