@@ -667,8 +667,10 @@ cdef double _filter_tile_lane_speed(int isa):
     filter tiles were faster on every shape, by 1.3-2x). The rule this replaced assumed the
     filter tiles 5% slower per lane (from a harness of vgg_conv5_2's band alone), and so ran
     pixel tiles on layers such as VGG's 512-filter 28x28 ones (ours / PyTorch 1.26-1.47 ->
-    1.07-1.08 at one thread) and AlexNet's 13x13 ones (1.38-1.57 -> 1.19-1.32). The portable
-    path keeps that old factor: it was not measured.
+    1.07-1.08 at one thread) and AlexNet's 13x13 ones (1.38-1.57 -> 1.19-1.32);
+    `python tools/network_layers.py --layers vgg_conv4_2,alexnet_conv3` shows those layers
+    across the commit that made it so. The portable path keeps that old factor: it was not
+    measured.
     """
     if isa == FC_ISA_AVX512:
         return 1.2
@@ -950,7 +952,9 @@ cdef void _conv2d_direct_single_filters(const floating[:, :, :, ::1] x,
     over its taps go into a per-thread scratch block, whole channels' taps per kernel call as in
     conv2d_direct, and the block's WO-pixel rows are copied from there into y with the bias.
     The row kernel this replaced ran a 14-pixel row per call through scalar-width loops:
-    MobileNet's 3x3 depthwise layers ran at 2-8 GFLOP/s, 1.6-4.3x PyTorch's time.
+    MobileNet's 3x3 depthwise layers ran at 2-8 GFLOP/s, 1.6-4.3x PyTorch's time (asv
+    Conv2dFewFiltersPerGroup tracks them; `python tools/network_layers.py` compares them with
+    PyTorch).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef bint single = floating is float
@@ -1439,7 +1443,9 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
     line from memory. A layer with 4x more filters than channels writes 4x more y than it reads
     x. Time with streamed stores / without, medians of 60 alternating calls in one process (a
     build with a switch in this driver), batch 4: ResNet's 64 -> 256 expansion at 56x56 0.66 at
-    one thread and 0.82 at two, resnet_1x1 (256 -> 64) 0.89 and 0.95, 128 -> 512 at 28x28 0.84.
+    one thread and 0.82 at two, resnet_1x1 (256 -> 64) 0.89 and 0.95, 128 -> 512 at 28x28 0.84
+    (asv Conv2dPointwise and `python tools/network_layers.py --layers resnet50_1x1_64_256`
+    across the commit that made it so show the same layers).
     conv2d puts y at x's offset in its cache line (`fastconv.conv._pointwise_line_offset`), so
     that y's panels are whole lines wherever x's are.
     """
