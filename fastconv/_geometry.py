@@ -53,7 +53,7 @@ def empty_aligned(shape, dtype, line_offset=0):
     commit 9b7b785: resnet_1x1 about 7% faster on aligned data)."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
-    buffer = np.empty(size + 128, np.uint8)
+    buffer = np.empty(size + 64, np.uint8)
     offset = (line_offset - _runtime.data_address(buffer)) % 64
     return buffer[offset:offset + size].view(dtype).reshape(shape)
 

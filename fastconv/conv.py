@@ -249,7 +249,8 @@ def _backward_input(dy, w, geometry):
     (`_direct_backward_input_wins`). That includes groups of at most 4 channels (depthwise
     layers: dx's convolution then has one filter per group), since the single-filter kernel
     took over those: 0.16-0.27x the GEMM's time on MobileNet's 3x3 depthwise layers and on
-    grouped 3x3 and 5x5 layers of 2-3 channels per group, one thread.
+    grouped 3x3 and 5x5 layers of 2-3 channels per group, one thread (`python
+    tools/network_layers.py --op bwd` shows MobileNet's layers beside PyTorch).
     Otherwise (strides, padding beyond the dilated kernel, small maps) dx = col2im(W^T @ dy) on
     the GEMM, which also never multiplies inserted zeros.
     """
@@ -270,8 +271,7 @@ def _backward_input(dy, w, geometry):
     if pointwise or (geometry.stride == (1, 1) and PH >= 0 and PW >= 0
                      and _direct_wins(CG, geometry.W) and _direct_backward_input_wins(geometry)):
         threads = _config.threads_for(geometry.flops // 2)
-        _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, pointwise), geometry,
-                                   aligned_contiguous(dy), dx)
+        _, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, pointwise), geometry, dy, dx)
         arguments = (np.zeros(1, dy.dtype), False, dx_cut, G, 1, 1, PH, PW, DH, DW,
                      _config.isa_code(), threads)
         if pointwise:
@@ -280,8 +280,7 @@ def _backward_input(dy, w, geometry):
         else:
             _conv.conv2d_direct(dy_cut, aligned_contiguous(w), *arguments, rotated=True)
         return dx
-    cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry,
-                                          aligned_contiguous(dy), dx)
+    cut_geometry, dy_cut, dx_cut = _recut(_pointwise_cut(geometry, True), geometry, dy, dx)
     _conv.conv2d_backward_input(dy_cut, aligned_contiguous(w), dx_cut,
                                 *_driver_arguments(cut_geometry))
     return dx
