@@ -44,6 +44,12 @@ cdef enum:
     # whose filters fit, the larger band measured up to 10% slower).
     DIRECT_BAND_BYTES = 262144
     DIRECT_SUM_TAPS = 256
+    # Filter-vector tiles run in chunks of this many, each block of DIRECT_SUM_TAPS taps over
+    # the whole chunk before the next: a block's packed filters (16 KB with AVX2) then serve 16
+    # tiles from L1 instead of one tile each from L2. vgg_conv5_2 forward at T=1 on Zen 3,
+    # ours / PyTorch: 1.17-1.34 with one tile per chunk, 1.08-1.18 with 16 (3 alternating
+    # rounds, /tmp harness). Its scratch holds a chunk's tiles: 16 x 1.75 KB at most.
+    DIRECT_TILE_CHUNK = 16
     DIRECT_BIG_FILTERS_BAND_BYTES = 1048576
     DIRECT_BIG_FILTERS_BYTES = 1048576
     # The largest one-row band the register-tiled direct kernels build (see direct_band_fits).
@@ -628,12 +634,28 @@ cdef inline unsigned _flat_lanes(Py_ssize_t f0, Py_ssize_t L, Py_ssize_t WO, Py_
 
 cdef inline void _direct_filter_tile(const fc_kernel_table *kernels, Py_ssize_t taps,
                                      const Py_ssize_t *tap_offset, const floating *x,
-                                     const floating *w, floating *c,
-                                     int accumulate) noexcept nogil:
+                                     const Py_ssize_t *pixel_offset, const floating *w,
+                                     floating *c, int accumulate) noexcept nogil:
     if floating is float:
-        kernels.sdirect_filter_tile(taps, tap_offset, x, w, c, accumulate)
+        kernels.sdirect_filter_tile(taps, tap_offset, x, pixel_offset, w, c, accumulate)
     else:
-        kernels.ddirect_filter_tile(taps, tap_offset, x, w, c, accumulate)
+        kernels.ddirect_filter_tile(taps, tap_offset, x, pixel_offset, w, c, accumulate)
+
+
+cdef inline void _filter_tile_pixels(Py_ssize_t tile, bint wrap, Py_ssize_t MR, Py_ssize_t WO,
+                                     Py_ssize_t rows, Py_ssize_t row_tiles,
+                                     Py_ssize_t row_stride, Py_ssize_t *offset) noexcept nogil:
+    """The read positions of a block's filter-vector tile: output (r, wo) reads from
+    r*row_stride + wo. Wrapping tiles take the block's outputs MR at a time in row-major order
+    (the last tile repeats the last output's position for its missing pixels); the others take
+    row_tiles tiles per row, the last of a row reading on past its end, as the band allows."""
+    cdef Py_ssize_t p, q, last = rows * WO - 1
+    for p in range(MR):
+        if wrap:
+            q = min(tile * MR + p, last)
+            offset[p] = q // WO * row_stride + q % WO
+        else:
+            offset[p] = tile // row_tiles * row_stride + tile % row_tiles * MR + p
 
 
 cdef inline void _prefetch_channel_segments(const floating *base, Py_ssize_t channel_stride,
@@ -703,22 +725,44 @@ def direct_tile_kind(Py_ssize_t KG, Py_ssize_t W, Py_ssize_t WO, Py_ssize_t FW, 
     cdef Py_ssize_t row_positions = flat_len if flat_len else (WO + VW - 1) // VW * VW
     cdef double pixel_vectors = (<double>KG / ((KG + KT - 1) // KT * KT)
                                  * WO / row_positions)
-    cdef double filter_vectors = (<double>KG / ((KG + NR - 1) // NR * NR)
-                                  * WO / ((WO + MR - 1) // MR * MR))
+    cdef double filter_vectors = <double>KG / ((KG + NR - 1) // NR * NR)
+    if not direct_wrapping_tiles(WO, isa, single):
+        filter_vectors *= <double>WO / ((WO + MR - 1) // MR * MR)
     if _filter_tile_lane_speed(isa) * filter_vectors > pixel_vectors:
         return "filters"
     return "flat pixels" if flat_len else "pixels"
+
+
+def direct_wrapping_tiles(Py_ssize_t WO, int isa, bint single):
+    """Whether conv2d_direct's filter-vector tiles wrap from one output row to the next, so
+    that only a block's last tile has idle pixels, instead of each row's last: with AVX2's
+    6-pixel tiles, 14-pixel rows (vgg_conv5_2) keep 14 of 18 pixels busy by rows.
+
+    A wrapping tile reads each pixel from its own base register; that measured as fast as the
+    one-register tile with AVX2 (in-L1 harness, both ~93 GFLOP/s), so AVX2 and the portable
+    path wrap wherever rows leave pixels idle. The 14-pixel AVX-512 tile has more pixels than
+    spare registers and was not measured wrapping (no AVX-512 machine at hand when this was
+    written), so it wraps only where rows leave an eighth or more of its pixels idle: 7-pixel
+    rows, not 13- or 55-pixel ones.
+    """
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef Py_ssize_t MR = kernels.sfilter_tile_mr if single else kernels.dfilter_tile_mr
+    cdef Py_ssize_t idle = (WO + MR - 1) // MR * MR - WO
+    if isa == FC_ISA_AVX512:
+        return idle * 8 >= (WO + MR - 1) // MR * MR
+    return idle > 0
 
 
 def direct_reads_x(Py_ssize_t KG, Py_ssize_t H, Py_ssize_t W, Py_ssize_t HO, Py_ssize_t WO,
                    Py_ssize_t FH, Py_ssize_t FW, Py_ssize_t SH, Py_ssize_t SW, Py_ssize_t PH,
                    Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW, int isa, bint single):
     """Whether conv2d_direct's tiles read x itself rather than a band copied from it: they are
-    filter-vector tiles, output rows are whole tiles (a partial tile reads on past its row) and
-    every window lies inside x (reads_inside_x)."""
+    filter-vector tiles, output rows are whole tiles or the tiles wrap (a row's partial tile
+    would read on past its row) and every window lies inside x (reads_inside_x)."""
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t MR = kernels.sfilter_tile_mr if single else kernels.dfilter_tile_mr
-    return (WO % MR == 0 and reads_inside_x(H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
+    return ((WO % MR == 0 or direct_wrapping_tiles(WO, isa, single))
+            and reads_inside_x(H, W, HO, WO, FH, FW, SH, SW, PH, PW, DH, DW)
             and direct_tile_kind(KG, W, WO, FW, PW, DW, SH, SW, isa, single) == "filters")
 
 
@@ -777,8 +821,10 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef bint filter_tiles = direct_tile_kind(KG, W, WO, FW, PW, DW, SH, SW, isa,
                                               single) == "filters"
     cdef Py_ssize_t read_width = row_vectors * VW
+    # Filter-vector tiles may wrap from one output row to the next (direct_wrapping_tiles).
+    cdef bint wrap = filter_tiles and direct_wrapping_tiles(WO, isa, single)
     if filter_tiles:
-        KT, flat_len, read_width = NR, 0, row_tiles * MR
+        KT, flat_len, read_width = NR, 0, WO if wrap else row_tiles * MR
     elif flat_len:
         read_width = flat_len - (FW - 1) * DW
     cdef BandLayout band_layout = _band_layout(CG, FH, FW, HO, read_width, SH, SW, DH, DW,
@@ -804,10 +850,13 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
         num_threads, 1 if x_is_band else CG * max_band_rows * row_len + band_tail, single, True)
     # A filter-vector tile sums its taps in a scratch block, then stores into y once.
     cdef floating[:, ::1] tiles = _aligned_rows(
-        num_threads, FC_GEMM_MAX_TILE if filter_tiles else 1, single)
+        num_threads, FC_GEMM_MAX_TILE * DIRECT_TILE_CHUNK if filter_tiles else 1, single)
+    cdef Py_ssize_t[:, ::1] pixel_offsets = np.empty(
+        (num_threads, MR * DIRECT_TILE_CHUNK if filter_tiles else 1), dtype=np.intp)
+    cdef Py_ssize_t *tile_pixels
     cdef Py_ssize_t tasks = N * groups * row_blocks * k_parts
     cdef Py_ssize_t t, n, g, rb, kp, ho0, rows, kb, kt, vectors, pair, v0, v1, span, r, j
-    cdef Py_ssize_t wo0, wo1, tb, t0, x_at0, x_at1, y_at0, y_at1
+    cdef Py_ssize_t wo0, wo1, tb, t0, x_at0, x_at1, y_at0, y_at1, chunk, c0, c1, i
     # Taps summed in registers per tile call, whole channels: the partial sums then go into y,
     # which keeps float32 rounding at the level of a blocked sum (one chain over all 4608 taps
     # of vgg_conv5_2 measured 4x the error of PyTorch's).
@@ -817,8 +866,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef const floating *next_rows = NULL
     cdef Py_ssize_t prefetch_lines = 0, prefetched = 0, segment_lines = 1, lines_per_tile = 0
     cdef Py_ssize_t next_n, next_g, next_first, next_end
-    cdef Py_ssize_t tiles_per_band = max(1, min(blocks_per_part, k_blocks) * rows_per_block
-                                            * row_tiles)
+    cdef Py_ssize_t block_tiles = ((rows_per_block * WO + MR - 1) // MR if wrap
+                                   else rows_per_block * row_tiles)
+    cdef Py_ssize_t tiles_per_band = max(1, min(blocks_per_part, k_blocks) * block_tiles)
     cdef floating *tile
     cdef floating *y_tile
     cdef unsigned lanes0, lanes1
@@ -841,6 +891,8 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             rows = min(rows_per_block, HO - ho0)
             band = &bands[threadid(), 0]
             tile = &tiles[threadid(), 0]
+            tile_pixels = &pixel_offsets[threadid(), 0]
+            block_tiles = (rows * WO + MR - 1) // MR if wrap else rows * row_tiles
             # The rows of x the next band (task t + k_parts: this thread's next task at one
             # thread, at two often the other's) reads are prefetched while this band's tiles
             # run, a share before each tile: on demand, the tiles reading x itself
@@ -873,24 +925,36 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             for kb in range(kp * blocks_per_part, min(k_blocks, (kp + 1) * blocks_per_part)):
                 kt = min(KT, KG - kb * KT)
                 if filter_tiles:
-                    for r in range(rows):
-                        for j in range(row_tiles):
-                            if prefetch_lines:
-                                _prefetch_channel_segments(
-                                    next_rows, H * W, segment_lines, prefetched,
-                                    min(prefetch_lines, prefetched + lines_per_tile))
-                                prefetched = prefetched + lines_per_tile
-                            for tb in range((taps + sum_taps - 1) // sum_taps):
-                                t0 = tb * sum_taps
+                    for chunk in range((block_tiles + DIRECT_TILE_CHUNK - 1) // DIRECT_TILE_CHUNK):
+                        c0 = chunk * DIRECT_TILE_CHUNK
+                        c1 = min(block_tiles, c0 + DIRECT_TILE_CHUNK)
+                        for i in range(c0, c1):
+                            _filter_tile_pixels(i, wrap, MR, WO, rows, row_tiles,
+                                                SH * row_len, &tile_pixels[(i - c0) * MR])
+                        # The chunk's tiles share each block of taps' filters, read from L1.
+                        for tb in range((taps + sum_taps - 1) // sum_taps):
+                            t0 = tb * sum_taps
+                            for i in range(c0, c1):
+                                if prefetch_lines and tb == 0:
+                                    _prefetch_channel_segments(
+                                        next_rows, H * W, segment_lines, prefetched,
+                                        min(prefetch_lines, prefetched + lines_per_tile))
+                                    prefetched = prefetched + lines_per_tile
                                 _direct_filter_tile(kernels, min(sum_taps, taps - t0),
-                                                    &tap_offset[t0],
-                                                    rows_in + r * SH * row_len + j * MR,
-                                                    &packed[g * k_blocks + kb, t0 * KT], tile,
-                                                    tb > 0)
-                            _store_filter_tile(kernels, tile, KT, min(MR, WO - j * MR), kt,
+                                                    &tap_offset[t0], rows_in,
+                                                    &tile_pixels[(i - c0) * MR],
+                                                    &packed[g * k_blocks + kb, t0 * KT],
+                                                    tile + (i - c0) * MR * KT, tb > 0)
+                        for i in range(c0, c1):
+                            if wrap:
+                                y_at0 = i * MR
+                                j = min(MR, rows * WO - y_at0)
+                            else:
+                                y_at0 = i // row_tiles * WO + i % row_tiles * MR
+                                j = min(MR, WO - i % row_tiles * MR)
+                            _store_filter_tile(kernels, tile + (i - c0) * MR * KT, KT, j, kt,
                                                &bias[g * KG + kb * KT] if has_bias else NULL,
-                                               &y[n, g * KG + kb * KT, ho0 + r, j * MR],
-                                               HO * WO)
+                                               &y[n, g * KG + kb * KT, ho0, 0] + y_at0, HO * WO)
                     continue
                 _fill_rows(&y[n, g * KG + kb * KT, ho0, 0], kt, HO * WO, rows * WO, &bias[0],
                            has_bias, g * KG + kb * KT)

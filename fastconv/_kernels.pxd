@@ -74,11 +74,12 @@ cdef extern from "fastconv_kernels.h" nogil:
                                         double *dst) noexcept nogil
 
     ctypedef void (*fc_sconv2d_direct_filter_tile_fn)(
-        Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x, const float *w, float *c,
-        int accumulate) noexcept nogil
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x,
+        const Py_ssize_t *pixel_offset, const float *w, float *c, int accumulate) noexcept nogil
     ctypedef void (*fc_dconv2d_direct_filter_tile_fn)(
-        Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x, const double *w,
-        double *c, int accumulate) noexcept nogil
+        Py_ssize_t taps, const Py_ssize_t *tap_offset, const double *x,
+        const Py_ssize_t *pixel_offset, const double *w, double *c,
+        int accumulate) noexcept nogil
 
     ctypedef void (*fc_sconv2d_direct_single_filter_fn)(
         Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x, const float *w, float *y,

@@ -4,9 +4,13 @@
  * FC_FILTER_TILE (function name) defined. Contract: fastconv_kernels.h. Fixed-size accumulators
  * with unrolled loops, so the compiler keeps them in (baseline) vector registers.
  */
-void FC_FILTER_TILE(ptrdiff_t taps, const ptrdiff_t *tap_offset, const FC_T *x, const FC_T *w,
-                    FC_T *c, int accumulate)
+void FC_FILTER_TILE(ptrdiff_t taps, const ptrdiff_t *tap_offset, const FC_T *x,
+                    const ptrdiff_t *pixel_offset, const FC_T *w, FC_T *c, int accumulate)
 {
+    const FC_T *pixel[FC_MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < FC_MR; i++)
+        pixel[i] = x + pixel_offset[i];
     FC_T acc[FC_MR][FC_NR];
 #pragma GCC unroll 16
     for (int i = 0; i < FC_MR; i++)
@@ -14,13 +18,13 @@ void FC_FILTER_TILE(ptrdiff_t taps, const ptrdiff_t *tap_offset, const FC_T *x, 
         for (int j = 0; j < FC_NR; j++)
             acc[i][j] = 0;
     for (ptrdiff_t t = 0; t < taps; t++) {
-        const FC_T *pixels = x + tap_offset[t];
+        const ptrdiff_t offset = tap_offset[t];
         const FC_T *filters = w + t * FC_NR;
 #pragma GCC unroll 16
         for (int i = 0; i < FC_MR; i++)
 #pragma GCC unroll 16
             for (int j = 0; j < FC_NR; j++)
-                acc[i][j] += pixels[i] * filters[j];
+                acc[i][j] += pixel[i][offset] * filters[j];
     }
     for (int i = 0; i < FC_MR; i++)
         for (int j = 0; j < FC_NR; j++)

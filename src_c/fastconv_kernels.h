@@ -158,23 +158,24 @@ FC_DECLARE_DIRECT_TILE(double, fc_dconv2d_direct_tile_14x16__avx512)
 
 /*
  * Direct-convolution tile with the filters along the vector lanes (all ISAs, both dtypes): MR
- * output pixels (consecutive positions of a padded input band, or of x itself where no window
- * leaves it) x NR filters, summed over the
- * (input channel, kernel tap) pairs t < taps:
+ * output pixels (positions of a padded input band, or of x itself where no window leaves it)
+ * x NR filters, summed over the (input channel, kernel tap) pairs t < taps:
  *
- *     c[i*NR + j] (+)= sum_{t < taps} x[tap_offset[t] + i] * w[t*NR + j]
+ *     c[i*NR + j] (+)= sum_{t < taps} x[pixel_offset[i] + tap_offset[t]] * w[t*NR + j]
  *
  * for every i < MR and j < NR (the caller keeps the pixels and filters it needs); `w` holds the
- * tile's filters packed NR per tap. With accumulate == 0 the tile is written, else added to.
- * Every x read must lie inside the band (or x). The sum is formed from zero in t order, then
- * stored.
+ * tile's filters packed NR per tap. A tile's pixels are usually consecutive positions of one
+ * row; they may also end one output row and start the next (offsets then jump by the gap
+ * between the rows), and a tile past the last output may repeat an offset. With accumulate ==
+ * 0 the tile is written, else added to. Every x read must lie inside the band (or x). The sum
+ * is formed from zero in t order, then stored.
  */
 typedef void (*fc_sconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t *tap_offset,
-                                                 const float *x, const float *w, float *c,
-                                                 int accumulate);
+                                                 const float *x, const ptrdiff_t *pixel_offset,
+                                                 const float *w, float *c, int accumulate);
 typedef void (*fc_dconv2d_direct_filter_tile_fn)(ptrdiff_t taps, const ptrdiff_t *tap_offset,
-                                                 const double *x, const double *w, double *c,
-                                                 int accumulate);
+                                                 const double *x, const ptrdiff_t *pixel_offset,
+                                                 const double *w, double *c, int accumulate);
 
 /*
  * Single-filter direct convolution, pixels along the vector lanes (FC_VW of them: the ISA's
@@ -231,8 +232,8 @@ void fc_sstore_filter_tile__avx512(const float *c, ptrdiff_t c_stride, ptrdiff_t
                                    ptrdiff_t y_k_stride);
 
 #define FC_DECLARE_FILTER_TILE(T, NAME)                                                         \
-    void NAME(ptrdiff_t taps, const ptrdiff_t *tap_offset, const T *x, const T *w, T *c,      \
-              int accumulate);
+    void NAME(ptrdiff_t taps, const ptrdiff_t *tap_offset, const T *x,                         \
+              const ptrdiff_t *pixel_offset, const T *w, T *c, int accumulate);
 FC_DECLARE_FILTER_TILE(float, fc_sconv2d_direct_filter_tile_4x16__generic)
 FC_DECLARE_FILTER_TILE(double, fc_dconv2d_direct_filter_tile_4x8__generic)
 FC_DECLARE_FILTER_TILE(float, fc_sconv2d_direct_filter_tile_6x16__avx2)

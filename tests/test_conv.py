@@ -641,6 +641,12 @@ FILTER_TILE_CASES = {
     # these windows reach past x's last row and column, so the tiles must not read x itself.
     "K32_same_2x2_14x14_pads_bottom_right": Case(1, 16, 14, 14, 32, 2, 2, padding="same"),
     "K32_same_2x2_12x12_pads_bottom_right": Case(2, 5, 12, 12, 32, 2, 2, padding="same"),
+    # 7-pixel rows: on every path the tiles wrap from one output row to the next (a block's
+    # last tile is partial), from a band, from x itself, and over several row blocks.
+    "K32_7x7_pad1_tiles_wrap": Case(2, 10, 7, 7, 32, 3, 3, padding=1),
+    "K32_valid_3x3_7_wide_tiles_wrap_read_from_x": Case(2, 6, 9, 9, 32, 3, 3),
+    "K48_C400_7_wide_stride_2_tiles_wrap_row_blocks": Case(1, 400, 27, 13, 48, 3, 3, stride=2,
+                                                          padding=1),
 }
 
 
@@ -665,6 +671,18 @@ def test_filter_tile_cases_really_take_the_filter_tiles_on_every_isa():
         kinds = {name: _tile_kind(case, np.float32, isa)
                  for name, case in FILTER_TILE_CASES.items()}
         assert sum(kind == "filters" for kind in kinds.values()) >= 3, (isa, kinds)
+
+
+def test_tiles_wrap_from_row_to_row_on_every_isa():
+    from fastconv import _conv, _runtime
+    for isa in fastconv._config.available_isas():
+        for dtype in DTYPES:
+            for name, case in FILTER_TILE_CASES.items():
+                if "tiles_wrap" in name:
+                    g = _case_geometry(case, dtype)
+                    assert _tile_kind(case, dtype, isa) == "filters", (isa, dtype, name)
+                    assert _conv.direct_wrapping_tiles(g.WO, _runtime.ISA_CODES[isa],
+                                                       dtype == np.float32), (isa, dtype, name)
 
 
 def test_named_cases_still_take_the_pixel_vector_tiles_on_every_isa():
