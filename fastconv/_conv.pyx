@@ -649,13 +649,22 @@ cdef inline void _filter_tile_pixels(Py_ssize_t tile, bint wrap, Py_ssize_t MR, 
     r*row_stride + wo. Wrapping tiles take the block's outputs MR at a time in row-major order
     (the last tile repeats the last output's position for its missing pixels); the others take
     row_tiles tiles per row, the last of a row reading on past its end, as the band allows."""
-    cdef Py_ssize_t p, q, last = rows * WO - 1
+    cdef Py_ssize_t p, q = tile * MR, r, wo
+    if not wrap:
+        q = tile // row_tiles * row_stride + tile % row_tiles * MR
+        for p in range(MR):
+            offset[p] = q + p
+        return
+    # One division per tile: cifar_3x3's tiles run 27 taps each, about as long as 12 divisions.
+    r = q // WO
+    wo = q - r * WO
     for p in range(MR):
-        if wrap:
-            q = min(tile * MR + p, last)
-            offset[p] = q // WO * row_stride + q % WO
-        else:
-            offset[p] = tile // row_tiles * row_stride + tile % row_tiles * MR + p
+        offset[p] = r * row_stride + wo
+        if q + p + 1 < rows * WO:
+            wo = wo + 1
+            if wo == WO:
+                wo = 0
+                r = r + 1
 
 
 cdef inline void _prefetch_channel_segments(const floating *base, Py_ssize_t channel_stride,

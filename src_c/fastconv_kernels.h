@@ -227,6 +227,11 @@ void fc_sstore_filter_tile__generic(const float *c, ptrdiff_t c_stride, ptrdiff_
 void fc_dstore_filter_tile__generic(const double *c, ptrdiff_t c_stride, ptrdiff_t pixels,
                                     ptrdiff_t kt, const double *bias, double *y,
                                     ptrdiff_t y_k_stride);
+void fc_sstore_filter_tile__avx2(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                 ptrdiff_t kt, const float *bias, float *y, ptrdiff_t y_k_stride);
+void fc_dstore_filter_tile__avx2(const double *c, ptrdiff_t c_stride, ptrdiff_t pixels,
+                                 ptrdiff_t kt, const double *bias, double *y,
+                                 ptrdiff_t y_k_stride);
 void fc_sstore_filter_tile__avx512(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
                                    ptrdiff_t kt, const float *bias, float *y,
                                    ptrdiff_t y_k_stride);
