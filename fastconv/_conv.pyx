@@ -691,22 +691,24 @@ cdef inline void _store_filter_tile(const fc_kernel_table *kernels, const floati
 cdef double _filter_tile_lane_speed(int isa):
     """How much faster the filter-vector tiles run per busy lane than the pixel-vector tiles.
 
-    Measured by forcing each kind on 3x3 "same" layers of 64 channels, output widths 7-48 and
-    32-512 filters, both kinds alternating in one process at one thread, and taking the factor
-    whose choices lost least against the faster kind of every shape: AVX-512 1.2 (float32 and
-    float64; 1-3 of 28-48 shapes then pick the slower kind, by at most 2%), AVX2 1.5 (the
-    filter tiles were faster on every shape, by 1.3-2x). The rule this replaced assumed the
-    filter tiles 5% slower per lane (from a harness of vgg_conv5_2's band alone), and so ran
-    pixel tiles on layers such as VGG's 512-filter 28x28 ones (ours / PyTorch 1.26-1.47 ->
-    1.07-1.08 at one thread) and AlexNet's 13x13 ones (1.38-1.57 -> 1.19-1.32);
-    `python tools/network_layers.py --layers vgg_conv4_2,alexnet_conv3` shows those layers
-    across the commit that made it so. The portable path keeps that old factor: it was not
-    measured.
+    Measured by forcing each kind on 3x3 "same" layers, both kinds alternating in one process
+    at one thread, and taking the factor whose choices lost least against the faster kind of
+    every shape. AVX-512 (Sapphire Rapids; 64 channels, output widths 7-48, 32-512 filters):
+    1.2, float32 and float64; 1-3 of 28-48 shapes then pick the slower kind, by at most 2%.
+    AVX2 (Zen 3; 64-128 channels at widths 28-56 with 12, 24, 40 and 48 filters, and the VGG
+    layers): 1.1, where the pixel tiles won the 12- and 24-filter layers by ~20% and lost the
+    others by 5-20%. (An earlier 1.5 for AVX2 was measured while GCC kept the AVX2 pixel tile's
+    accumulators in memory, at a third of its speed.) The rule this replaced assumed the
+    filter tiles 5% slower per lane, and so ran pixel tiles on layers such as VGG's 512-filter
+    28x28 ones (ours / PyTorch 1.26-1.47 -> 1.07-1.08 at one thread with AVX-512) and
+    AlexNet's 13x13 ones (1.38-1.57 -> 1.19-1.32); `python tools/network_layers.py --layers
+    vgg_conv4_2,alexnet_conv3` shows those layers. The portable path keeps that old factor:
+    it was not measured.
     """
     if isa == FC_ISA_AVX512:
         return 1.2
     if isa == FC_ISA_AVX2:
-        return 1.5
+        return 1.1
     return 1 / 1.05
 
 
