@@ -54,6 +54,7 @@ if IS_X86_64:
         ("src_c/conv2d_backward_weight_filter_tile__avx2.c", AVX2_FLAGS),
         ("src_c/conv2d_backward_weight_filter_tile__avx512.c", AVX512_FLAGS),
         ("src_c/conv2d_direct_single_filter__avx2.c", AVX2_FLAGS),
+        ("src_c/copy_strided__avx2.c", AVX2_FLAGS),
         ("src_c/conv2d_direct_single_filter__avx512.c", AVX512_FLAGS),
     ]
 KERNEL_MACROS = [("FC_X86_KERNELS", "1")] if IS_X86_64 else []

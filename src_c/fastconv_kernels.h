@@ -337,6 +337,8 @@ typedef void (*fc_dcopy_strided_fn)(const double *src, ptrdiff_t stride, ptrdiff
                                     double *dst);
 void fc_scopy_strided__generic(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
 void fc_dcopy_strided__generic(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
+void fc_scopy_strided__avx2(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
+void fc_dcopy_strided__avx2(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
 void fc_scopy_strided__avx512(const float *src, ptrdiff_t stride, ptrdiff_t n, float *dst);
 void fc_dcopy_strided__avx512(const double *src, ptrdiff_t stride, ptrdiff_t n, double *dst);
 
