@@ -63,6 +63,13 @@ static inline __m256 stride2_columns(const float *src)
         }                                                                                       \
     } while (0)
 
+/* a / b for a >= 0, without a division for the usual b of 1 or 2: a row of cifar_pool (16
+ * outputs) cost as much in divisions as in comparisons. */
+static inline ptrdiff_t divide(ptrdiff_t a, ptrdiff_t b)
+{
+    return b == 1 ? a : b == 2 ? a >> 1 : a / b;
+}
+
 /*
  * A float row at column stride 1 or 2: the outputs whose every window column lies inside the
  * row (and whose 8-output loads stay inside it) run 8 at a time, their maxima and indices kept
@@ -84,19 +91,17 @@ void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff
     }
     /* Window rows inside the image, and the first of them (as in the template). */
     const ptrdiff_t top = ho * SH - PH;
-    ptrdiff_t kh_begin = top >= 0 ? 0 : (-top + DH - 1) / DH;
-    ptrdiff_t kh_end = H - top <= 0 ? 0 : (H - top + DH - 1) / DH;
+    const ptrdiff_t kh_begin = top >= 0 ? 0 : divide(-top + DH - 1, DH);
+    ptrdiff_t kh_end = H - top <= 0 ? 0 : divide(H - top + DH - 1, DH);
     if (kh_end > KH)
         kh_end = KH;
-    ptrdiff_t h_first = top;
-    if (h_first < 0)
-        h_first += (-h_first + DH - 1) / DH * DH;
+    const ptrdiff_t h_first = top + kh_begin * DH;
     /* Vectors of 8 outputs start at wo_lo .. wo_vec_last: their windows' columns all lie inside
      * the row (the last one read is wo*SW + 7*SW + (KW-1)*DW - PW). */
     const ptrdiff_t reach = (KW - 1) * DW - PW;
-    const ptrdiff_t wo_lo = (PW + SW - 1) / SW;
+    const ptrdiff_t wo_lo = divide(PW + SW - 1, SW);
     const ptrdiff_t room = W - 1 - 7 * SW - reach;
-    const ptrdiff_t wo_vec_last = room < 0 ? -1 : room / SW;
+    const ptrdiff_t wo_vec_last = room < 0 ? -1 : divide(room, SW);
     /* 2x2-style rows: columns wo*2 and wo*2+1 come from the same 16 loaded elements, all of
      * them read (the second tap's last column is the 16th). */
     const int pairs = SW == 2 && KW == 2 && DW == 1;
@@ -105,7 +110,7 @@ void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff
      * on memory (vgg_pool1, 51 MB in, without indices: 6 GB/s; the template's tap-by-tap
      * passes read them one after the other). */
     const ptrdiff_t next_top = top + SH;
-    for (ptrdiff_t kh = next_top >= 0 ? 0 : (-next_top + DH - 1) / DH;
+    for (ptrdiff_t kh = next_top >= 0 ? 0 : divide(-next_top + DH - 1, DH);
          kh < KH && next_top + kh * DH < H; kh++)
         for (ptrdiff_t column = 0; column < W; column += 64 / sizeof(float))
             __builtin_prefetch(x + (next_top + kh * DH) * W + column);
@@ -152,7 +157,7 @@ void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff
         /* One output at an edge: its window's columns inside the row, in order. */
         ptrdiff_t w_first = wo * SW - PW;
         if (w_first < 0)
-            w_first += (-w_first + DW - 1) / DW * DW;
+            w_first += divide(-w_first + DW - 1, DW) * DW;
         float best = -INFINITY;
         int64_t best_at = (int64_t)(h_first * W + w_first);
         for (ptrdiff_t kh = kh_begin; kh < kh_end; kh++) {
