@@ -25,7 +25,9 @@ def config_lines():
         f"float64 {names['direct_filters']['float64']}",
         f"conv2d algorithm='auto': direct, except im2col when K/groups > "
         f"{AUTO_DIRECT_MAX_FILTERS_PER_GROUP} and the output is narrower than "
-        f"{AUTO_IM2COL_BELOW_WIDTH} pixels",
+        f"{AUTO_IM2COL_BELOW_WIDTH} pixels"
+        + (" (on this path only for groups of 16 MiB of filters or more, as FC layers have)"
+           if isa != "avx512" else ""),
     ]
 
 

@@ -28,13 +28,29 @@ def _direct_wins(filters_per_group, output_width):
       kernel, since both im2col's GEMM and direct's register tiles work on blocks of 4-14
       filters and most of each block would be padding;
     - output rows narrower than 8 pixels (FC-as-convolution, the last maps of deep nets):
-      im2col, since direct's tiles vectorise along output rows and would run mostly empty;
+      im2col, since direct's tiles vectorise along output rows and would run mostly empty
+      (except where `_narrow_direct_wins`);
     - otherwise direct: its tiles read the input straight from a padded band, while im2col
       spends about a third of its time building and packing the column matrix.
     """
     if filters_per_group <= AUTO_DIRECT_MAX_FILTERS_PER_GROUP:
         return True
     return output_width >= AUTO_IM2COL_BELOW_WIDTH
+
+
+def _narrow_direct_wins(geometry, dtype):
+    """Whether output rows narrower than AUTO_IM2COL_BELOW_WIDTH run direct all the same: on
+    the AVX2 and portable paths, whose filter-vector tiles wrap from one output row to the next
+    (`_conv.direct_wrapping_tiles`) and so keep their lanes busy on small maps. Direct took
+    0.52-0.78x im2col's time on 5x5 to 7x7 maps with 64-2048 channels and 64-2048 filters (3x3
+    and 1x1, batch 8, AVX2 float32 at one thread, both alternating in one process), but 2x on
+    an FC layer whose filters come from memory (`fc_as_conv7`, 411 MB of them, which AVX2's
+    GEMM streams), so layers with filters that large keep im2col. AVX-512's wrapping tile was
+    not measured (no such machine at hand), so it keeps im2col."""
+    if _config.isa_code() == _runtime.ISA_CODES["avx512"]:
+        return False
+    filter_bytes = geometry.K // geometry.groups * geometry.reduction_size * dtype.itemsize
+    return filter_bytes < _conv.GEMM_STREAM_MIN_FILTER_BYTES
 
 
 def _is_pointwise(geometry):
@@ -57,8 +73,8 @@ def _pointwise_gemm(geometry):
             and _conv.has_streaming_kernel(_config.isa_code()))
 
 
-def choose_algorithm(geometry):
-    """The algorithm ``algorithm="auto"`` runs for a validated conv2d geometry.
+def choose_algorithm(geometry, dtype=np.dtype(np.float32)):
+    """The algorithm ``algorithm="auto"`` runs for a validated conv2d geometry in `dtype`.
 
     1x1 layers with more than 4 filters per group that `_pointwise_gemm` takes run im2col's GEMM
     on x in place. On ResNet-50's 1x1 shapes at batch 4 (asv Conv2dPointwise times each driver
@@ -66,12 +82,13 @@ def choose_algorithm(geometry):
     three drivers run alternately in one process, as the host drifts between runs) it took
     0.80-1.03x the direct tiles' time and 0.69-1.09x the packed GEMM's with AVX-512 float32 on one and two
     threads (0.80-0.88x direct on the 14x14 maps, 0.95-0.98x on resnet_1x1), 0.39-0.48x direct's
-    with AVX2, 0.77-1.0x direct's in float64 (AVX-512). Otherwise `_direct_wins` decides.
+    with AVX2, 0.77-1.0x direct's in float64 (AVX-512). Otherwise `_direct_wins` decides, and
+    `_narrow_direct_wins` for narrow outputs.
     """
     KG = geometry.K // geometry.groups
     if KG > AUTO_DIRECT_MAX_FILTERS_PER_GROUP and _pointwise_gemm(geometry):
         return "im2col"
-    if _direct_wins(KG, geometry.WO):
+    if _direct_wins(KG, geometry.WO) or _narrow_direct_wins(geometry, np.dtype(dtype)):
         return "direct"
     return "im2col"
 
@@ -121,7 +138,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="a
     x, w, b, geometry, batched = conv2d_geometry("conv2d", x, w, b, stride, padding, dilation,
                                                  groups)
     if algorithm == "auto":
-        algorithm = choose_algorithm(geometry)
+        algorithm = choose_algorithm(geometry, x.dtype)
     _config.record_algorithm(algorithm)
     driver = _forward_driver(algorithm, geometry, x.dtype)
     x = aligned_contiguous(x)
