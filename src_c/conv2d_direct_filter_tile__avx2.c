@@ -70,6 +70,23 @@ static inline void store_first_floats(float *dst, __m256 v, ptrdiff_t n)
         _mm_store_ss(dst, part);
 }
 
+static inline void store_first_doubles(double *dst, __m256d v, ptrdiff_t n)
+{
+    if (n == 4) {
+        _mm256_storeu_pd(dst, v);
+        return;
+    }
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (n >= 2) {
+        _mm_storeu_pd(dst, part);
+        part = _mm256_extractf128_pd(v, 1);
+        dst += 2;
+        n -= 2;
+    }
+    if (n)
+        _mm_store_sd(dst, part);
+}
+
 void fc_sstore_filter_tile__avx2(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
                                  ptrdiff_t kt, const float *bias, float *y, ptrdiff_t y_k_stride)
 {
@@ -133,19 +150,7 @@ void fc_dstore_filter_tile__avx2(const double *c, ptrdiff_t c_stride, ptrdiff_t 
                 __m256d out = r[k];
                 if (bias)
                     out = _mm256_add_pd(out, _mm256_set1_pd(bias[k0 + k]));
-                double *dst = y + (k0 + k) * y_k_stride + i0;
-                if (chunk == 4) {
-                    _mm256_storeu_pd(dst, out);
-                    continue;
-                }
-                __m128d part = _mm256_castpd256_pd128(out);
-                if (chunk >= 2) {
-                    _mm_storeu_pd(dst, part);
-                    part = _mm256_extractf128_pd(out, 1);
-                    dst += 2;
-                }
-                if (chunk & 1)
-                    _mm_store_sd(dst, part);
+                store_first_doubles(y + (k0 + k) * y_k_stride + i0, out, chunk);
             }
         }
     }
