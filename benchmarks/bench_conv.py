@@ -23,10 +23,9 @@ import numpy as np
 import fastconv
 from fastconv.bench_cases import CONV, conv_flops, conv_output_shape
 
-from .common import median_rate, random_array
+from .common import THREADS, median_rate, random_array
 
 ALGORITHMS = ["direct", "im2col"]
-THREADS = [1, 2]
 PEAKMEM_CASES = ["vgg_conv3_2", "fc_as_conv7"]
 PEAKMEM_BATCHES = [1, 8]
 

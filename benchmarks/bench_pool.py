@@ -15,9 +15,8 @@ import numpy as np
 import fastconv
 from fastconv.bench_cases import POOL, out_size
 
-from .common import median_rate, random_array
+from .common import THREADS, median_rate, random_array
 
-THREADS = [1, 2]
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,8 +1,15 @@
-"""Helpers the asv benchmark modules share: cheap random inputs and a median-rate timer."""
+"""Helpers the asv benchmark modules share: thread counts, cheap random inputs and a median-rate
+timer."""
+import os
 import statistics
 import time
 
 import numpy as np
+
+# Thread counts the benchmarks run at. CI's smoke run (`.ci/run`, FASTCONV_ASV_SMOKE=1) only
+# checks that every benchmark still runs, so it takes one: the two-count sweep was 3 of CI's
+# 16.5 minutes on a 2-core Zen 3 machine.
+THREADS = [1] if os.environ.get("FASTCONV_ASV_SMOKE") == "1" else [1, 2]
 
 # Arrays are filled by repeating a block of this many random values: speed does not depend on
 # the values, and drawing fc_as_conv7's 103 M filter values took 2.5 s in every benchmark
