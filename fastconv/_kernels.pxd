@@ -31,12 +31,12 @@ cdef extern from "fastconv_kernels.h" nogil:
 
     ctypedef void (*fc_smaxpool2d_row_fn)(
         const float *x, float *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
-        Py_ssize_t ho, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
-        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
+        Py_ssize_t ho, Py_ssize_t rows, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+        Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
     ctypedef void (*fc_dmaxpool2d_row_fn)(
         const double *x, double *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
-        Py_ssize_t ho, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
-        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
+        Py_ssize_t ho, Py_ssize_t rows, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH,
+        Py_ssize_t SW, Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW) noexcept nogil
 
     ctypedef void (*fc_sconv2d_direct_tile_fn)(
         Py_ssize_t taps, const Py_ssize_t *tap_offset, const float *x0, const float *x1,

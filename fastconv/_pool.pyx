@@ -2,7 +2,7 @@
 
 Trusts its caller (fastconv/pool.py, after fastconv/_geometry.py validated everything): arrays are
 C-contiguous with the shapes the geometry says, every extent is >= 1, padding is at most half the
-kernel, and every max-pool index lies inside its plane. Forward tasks own output rows; backward
+kernel, and every max-pool index lies inside its plane. Forward tasks own blocks of output rows; backward
 tasks own whole input planes and add in a fixed order, so results never depend on the thread count.
 """
 
@@ -15,29 +15,39 @@ from fastconv._kernels cimport fc_kernel_table, fc_kernel_table_for
 
 import numpy as np
 
+cdef enum:
+    # Output rows per max-pooling task: one kernel call runs them, paying its setup once
+    # (a 16-output row of cifar_pool cost as much in the call and setup as in comparisons).
+    POOL_ROWS_PER_TASK = 16
+
 
 def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                        int64_t[:, :, :, ::1] indices, bint with_indices,
                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t SH, Py_ssize_t SW,
                        Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t DH, Py_ssize_t DW,
                        int isa, int num_threads):
-    """y (and indices, if with_indices) := max-pooling of x, one task per output row."""
+    """y (and indices, if with_indices) := max-pooling of x, one task per block of up to
+    POOL_ROWS_PER_TASK output rows of a plane."""
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3], HO = y.shape[2], WO = y.shape[3]
     cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
-    cdef Py_ssize_t t, plane, ho
-    cdef int64_t *index_row
+    cdef Py_ssize_t blocks = (HO + POOL_ROWS_PER_TASK - 1) // POOL_ROWS_PER_TASK
+    cdef Py_ssize_t t, plane, ho, rows
+    cdef int64_t *index_rows
     with nogil:
-        for t in prange(planes * HO, schedule="static", num_threads=num_threads):
-            plane = t // HO
-            ho = t % HO
-            index_row = (&indices[0, 0, 0, 0] + t * WO) if with_indices else NULL
+        for t in prange(planes * blocks, schedule="static", num_threads=num_threads):
+            plane = t // blocks
+            ho = t % blocks * POOL_ROWS_PER_TASK
+            rows = min(POOL_ROWS_PER_TASK, HO - ho)
+            index_rows = (&indices[0, 0, 0, 0] + (plane * HO + ho) * WO) if with_indices else NULL
             if floating is float:
-                kernels.smaxpool2d_row(&x[0, 0, 0, 0] + plane * H * W, &y[0, 0, 0, 0] + t * WO,
-                                       index_row, H, W, WO, ho, KH, KW, SH, SW, PH, PW, DH, DW)
+                kernels.smaxpool2d_row(&x[0, 0, 0, 0] + plane * H * W,
+                                       &y[0, 0, 0, 0] + (plane * HO + ho) * WO, index_rows, H, W,
+                                       WO, ho, rows, KH, KW, SH, SW, PH, PW, DH, DW)
             else:
-                kernels.dmaxpool2d_row(&x[0, 0, 0, 0] + plane * H * W, &y[0, 0, 0, 0] + t * WO,
-                                       index_row, H, W, WO, ho, KH, KW, SH, SW, PH, PW, DH, DW)
+                kernels.dmaxpool2d_row(&x[0, 0, 0, 0] + plane * H * W,
+                                       &y[0, 0, 0, 0] + (plane * HO + ho) * WO, index_rows, H, W,
+                                       WO, ho, rows, KH, KW, SH, SW, PH, PW, DH, DW)
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, ::1] indices,

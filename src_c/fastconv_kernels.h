@@ -93,26 +93,31 @@ void fc_dgemm_stream_ukernel_8x24__avx512(ptrdiff_t kc, const double *w, ptrdiff
                                           ptrdiff_t ldc, const double *b_prefetch, int accumulate);
 
 /*
- * Max-pooling of output row ho of one plane (all ISAs, both dtypes):
+ * Max-pooling of output rows ho .. ho+rows-1 of one plane (all ISAs, both dtypes):
  *
- *     y[wo] = max over taps (kh, kw) of x[ho*SH + kh*DH - PH][wo*SW + kw*DW - PW], 0 <= wo < WO
+ *     y[r*WO + wo] = max over taps (kh, kw) of x[h][w], h = (ho+r)*SH + kh*DH - PH,
+ *                    w = wo*SW + kw*DW - PW, for 0 <= r < rows and 0 <= wo < WO
  *
  * over the taps inside the H x W plane `x`, with PyTorch's tie and NaN rules (see the template).
- * If `indices` is not NULL it gets the flat offset h*W + w of each maximum.
+ * If `indices` is not NULL it gets the flat offset h*W + w of each maximum, laid out as y.
+ * Several rows per call: a 16-output row of cifar_pool cost as much in the call and its setup
+ * as in comparisons.
  */
 typedef void (*fc_smaxpool2d_row_fn)(const float *x, float *y, int64_t *indices,
                                      ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
-                                     ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                                     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+                                     ptrdiff_t rows, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                     ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH,
+                                     ptrdiff_t DW);
 typedef void (*fc_dmaxpool2d_row_fn)(const double *x, double *y, int64_t *indices,
                                      ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
-                                     ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                                     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+                                     ptrdiff_t rows, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,
+                                     ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH,
+                                     ptrdiff_t DW);
 
 #define FC_DECLARE_MAXPOOL2D_ROW(T, NAME)                                                       \
     void NAME(const T *x, T *y, int64_t *indices, ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO,       \
-              ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,            \
-              ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+              ptrdiff_t ho, ptrdiff_t rows, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH,          \
+              ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
 FC_DECLARE_MAXPOOL2D_ROW(float, fc_smaxpool2d_row__generic)
 FC_DECLARE_MAXPOOL2D_ROW(double, fc_dmaxpool2d_row__generic)
 FC_DECLARE_MAXPOOL2D_ROW(float, fc_smaxpool2d_row__avx2)

@@ -38,10 +38,16 @@ static inline void FC_MAXPOOL2D_TAP(
 }
 #endif
 
-void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restrict indices,
-                      ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho,
-                      ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
-                      ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
+#ifndef FC_MAXPOOL2D_CONCAT
+#define FC_MAXPOOL2D_CONCAT_(a, b) a##b
+#define FC_MAXPOOL2D_CONCAT(a, b) FC_MAXPOOL2D_CONCAT_(a, b)
+#endif
+
+/* One output row ho. */
+static inline void FC_MAXPOOL2D_CONCAT(FC_MAXPOOL2D_ROW, _one)(
+    const FC_T *restrict x, FC_T *restrict y, int64_t *restrict indices, ptrdiff_t H, ptrdiff_t W,
+    ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+    ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
 {
     /* First window row inside the image: PyTorch's starting index for all-(-inf) windows. */
     ptrdiff_t h_first = ho * SH - PH;
@@ -83,6 +89,17 @@ void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restric
                              (int64_t)(hi * W + shift));
         }
     }
+}
+
+void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restrict indices,
+                      ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t rows,
+                      ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                      ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
+{
+    for (ptrdiff_t r = 0; r < rows; r++)
+        FC_MAXPOOL2D_CONCAT(FC_MAXPOOL2D_ROW, _one)(x, y + r * WO, indices ? indices + r * WO : NULL,
+                                                    H, W, WO, ho + r, KH, KW, SH, SW, PH, PW, DH,
+                                                    DW);
 }
 
 #undef FC_MAXPOOL2D_TAP

@@ -9,11 +9,11 @@
 
 #include "fastconv_kernels.h"
 
-/* Any float row, by the template (the float row below calls it for other strides). */
+/* Any float rows, by the template (the float rows below call it for other strides). */
 static void fc_smaxpool2d_row_any_window__avx2(
     const float *x, float *y, int64_t *indices, ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO,
-    ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
-    ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+    ptrdiff_t ho, ptrdiff_t rows, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+    ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
 
 #define FC_T float
 #define FC_MAXPOOL2D_ROW fc_smaxpool2d_row_any_window__avx2
@@ -79,16 +79,11 @@ static inline ptrdiff_t divide(ptrdiff_t a, ptrdiff_t b)
  * the template's tap-by-tap loops ran resnet_pool3s2's forward with indices at 0.28-0.30x
  * PyTorch's time, short of the 5x target the AVX-512 path meets.
  */
-void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff_t H,
-                             ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW,
-                             ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
-                             ptrdiff_t DH, ptrdiff_t DW)
+static inline void row_stride_1_or_2(const float *x, float *y, int64_t *indices, ptrdiff_t H,
+                                     ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH,
+                                     ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
+                                     ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
 {
-    if (SW != 1 && SW != 2) {
-        fc_smaxpool2d_row_any_window__avx2(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH, PW,
-                                           DH, DW);
-        return;
-    }
     /* Window rows inside the image, and the first of them (as in the template). */
     const ptrdiff_t top = ho * SH - PH;
     const ptrdiff_t kh_begin = top >= 0 ? 0 : divide(-top + DH - 1, DH);
@@ -178,6 +173,21 @@ void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff
             indices[wo] = best_at;
         wo++;
     }
+}
+
+void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff_t H,
+                             ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t rows, ptrdiff_t KH,
+                             ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH, ptrdiff_t PW,
+                             ptrdiff_t DH, ptrdiff_t DW)
+{
+    if (SW != 1 && SW != 2) {
+        fc_smaxpool2d_row_any_window__avx2(x, y, indices, H, W, WO, ho, rows, KH, KW, SH, SW, PH,
+                                           PW, DH, DW);
+        return;
+    }
+    for (ptrdiff_t r = 0; r < rows; r++)
+        row_stride_1_or_2(x, y + r * WO, indices ? indices + r * WO : NULL, H, W, WO, ho + r, KH,
+                          KW, SH, SW, PH, PW, DH, DW);
 }
 
 #undef FC_TAKE

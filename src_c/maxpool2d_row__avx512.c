@@ -68,8 +68,8 @@ static void fc_smaxpool2d_tap__avx512(const float *restrict x_row, float *restri
 /* Any float row, by the template (internal: fc_smaxpool2d_row__avx512 below calls it). */
 static void fc_smaxpool2d_row_any_window__avx512(
     const float *x, float *y, int64_t *indices, ptrdiff_t H, ptrdiff_t W, ptrdiff_t WO,
-    ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
-    ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
+    ptrdiff_t ho, ptrdiff_t rows, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+    ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW);
 
 #define FC_T float
 #define FC_MAXPOOL2D_ROW fc_smaxpool2d_row_any_window__avx512
@@ -203,17 +203,21 @@ static int fc_smaxpool2d_row_2x2s2__avx512(const float *x, float *y, int64_t *in
 }
 
 void fc_smaxpool2d_row__avx512(const float *x, float *y, int64_t *indices, ptrdiff_t H,
-                               ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH,
-                               ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW, ptrdiff_t PH,
-                               ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
+                               ptrdiff_t W, ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t rows,
+                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
+                               ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
 {
-    if (fc_smaxpool2d_row_2x2s2__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH, PW,
-                                        DH, DW))
-        return;
-    if (!fc_smaxpool2d_row_inside__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH, PW,
-                                          DH, DW))
-        fc_smaxpool2d_row_any_window__avx512(x, y, indices, H, W, WO, ho, KH, KW, SH, SW, PH,
-                                             PW, DH, DW);
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        float *y_row = y + r * WO;
+        int64_t *index_row = indices ? indices + r * WO : NULL;
+        if (fc_smaxpool2d_row_2x2s2__avx512(x, y_row, index_row, H, W, WO, ho + r, KH, KW, SH,
+                                            SW, PH, PW, DH, DW))
+            continue;
+        if (!fc_smaxpool2d_row_inside__avx512(x, y_row, index_row, H, W, WO, ho + r, KH, KW, SH,
+                                              SW, PH, PW, DH, DW))
+            fc_smaxpool2d_row_any_window__avx512(x, y_row, index_row, H, W, WO, ho + r, 1, KH, KW,
+                                                 SH, SW, PH, PW, DH, DW);
+    }
 }
 
 #define FC_T double
