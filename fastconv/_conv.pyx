@@ -790,7 +790,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     that computes fewer positions: _flat_row_len). A task is (image, group, block of output
     rows, part of the filters). Where tiles of MR pixels x NR filters (filters along the lanes,
     each pixel broadcast from the same band) leave fewer lanes idle, they run instead
-    (direct_tile_kind); they sum their taps in a scratch block and store into y once. Groups
+    (direct_tile_kind); they take a block's outputs in row-major order, wrapping from one row
+    to the next where rows would leave pixels idle (direct_wrapping_tiles), run each block of
+    taps over a chunk of DIRECT_TILE_CHUNK tiles, and store each tile into y once. Groups
     with fewer filters than DIRECT_ROW_MAX_FILTERS would fill a tile mostly with padding; they
     take the row kernel.
 
