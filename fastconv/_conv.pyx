@@ -48,7 +48,8 @@ cdef enum:
     # the whole chunk before the next: a block's packed filters (16 KB with AVX2) then serve 16
     # tiles from L1 instead of one tile each from L2. vgg_conv5_2 forward at T=1 on Zen 3,
     # ours / PyTorch: 1.17-1.34 with one tile per chunk, 1.08-1.18 with 16 (3 alternating
-    # rounds, /tmp harness). Its scratch holds a chunk's tiles: 16 x 1.75 KB at most.
+    # rounds; asv Conv2d.time_conv2d across commit c3a7c75 compares the same). Its scratch
+    # holds a chunk's tiles: 16 x 1.75 KB at most.
     DIRECT_TILE_CHUNK = 16
     DIRECT_BIG_FILTERS_BAND_BYTES = 1048576
     DIRECT_BIG_FILTERS_BYTES = 1048576
@@ -750,7 +751,9 @@ def direct_wrapping_tiles(Py_ssize_t WO, int isa, bint single):
     6-pixel tiles, 14-pixel rows (vgg_conv5_2) keep 14 of 18 pixels busy by rows.
 
     A wrapping tile reads each pixel from its own base register; that measured as fast as the
-    one-register tile with AVX2 (in-L1 harness, both ~93 GFLOP/s), so AVX2 and the portable
+    one-register tile with AVX2 (both ~93 GFLOP/s on an in-L1 band; vgg_conv5_2 forward went
+    from 43 to 70 GFLOP/s at T=1 when the tiles began to wrap, as asv Conv2d across commit
+    c3a7c75 or `python -m fastconv bench --cases vgg_conv5_2` shows), so AVX2 and the portable
     path wrap wherever rows leave pixels idle. The 14-pixel AVX-512 tile has more pixels than
     spare registers and was not measured wrapping (no AVX-512 machine at hand when this was
     written), so it wraps only where rows leave an eighth or more of its pixels idle: 7-pixel
