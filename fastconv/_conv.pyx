@@ -643,27 +643,44 @@ cdef inline void _direct_filter_tile(const fc_kernel_table *kernels, Py_ssize_t 
         kernels.ddirect_filter_tile(taps, tap_offset, x, pixel_offset, w, c, accumulate)
 
 
-cdef inline void _filter_tile_pixels(Py_ssize_t tile, bint wrap, Py_ssize_t MR, Py_ssize_t WO,
-                                     Py_ssize_t rows, Py_ssize_t row_tiles,
-                                     Py_ssize_t row_stride, Py_ssize_t *offset) noexcept nogil:
-    """The read positions of a block's filter-vector tile: output (r, wo) reads from
-    r*row_stride + wo. Wrapping tiles take the block's outputs MR at a time in row-major order
-    (the last tile repeats the last output's position for its missing pixels); the others take
-    row_tiles tiles per row, the last of a row reading on past its end, as the band allows."""
-    cdef Py_ssize_t p, q = tile * MR, r, wo
-    if not wrap:
-        q = tile // row_tiles * row_stride + tile % row_tiles * MR
-        for p in range(MR):
-            offset[p] = q + p
-        return
+cdef inline Py_ssize_t _block_tiles(Py_ssize_t rows, Py_ssize_t WO, Py_ssize_t MR,
+                                     bint wrap) noexcept nogil:
+    """Filter-vector tiles of a block of `rows` output rows (see _filter_tile_outputs)."""
+    return (rows * WO + MR - 1) // MR if wrap else rows * ((WO + MR - 1) // MR)
+
+
+cdef inline Py_ssize_t _filter_tile_outputs(Py_ssize_t tile, bint wrap, Py_ssize_t MR,
+                                            Py_ssize_t WO, Py_ssize_t rows,
+                                            Py_ssize_t *count) noexcept nogil:
+    """The outputs of a block's filter-vector tile: its first, as r*WO + wo within the block
+    (returned), and how many of its MR pixels are outputs (in count). Wrapping tiles take the
+    block's outputs MR at a time in row-major order; the others take ceil(WO/MR) tiles per
+    row, the last of a row partial."""
+    cdef Py_ssize_t row_tiles = (WO + MR - 1) // MR, first, wo
+    if wrap:
+        first = tile * MR
+        count[0] = min(MR, rows * WO - first)
+        return first
+    wo = tile % row_tiles * MR
+    count[0] = min(MR, WO - wo)
+    return tile // row_tiles * WO + wo
+
+
+cdef inline void _filter_tile_pixels(Py_ssize_t first, Py_ssize_t count, bint wrap,
+                                     Py_ssize_t MR, Py_ssize_t WO, Py_ssize_t row_stride,
+                                     Py_ssize_t *offset) noexcept nogil:
+    """Where a tile's MR pixels read from, output (r, wo) reading from r*row_stride + wo, for
+    the tile whose outputs are first .. first+count-1 (_filter_tile_outputs). A wrapping tile
+    steps to the next row at the row's end and repeats its last output's position for its
+    missing pixels; the others read on past the row's end, as the band allows."""
     # One division per tile: cifar_3x3's tiles run 27 taps each, about as long as 12 divisions.
-    r = q // WO
-    wo = q - r * WO
+    cdef Py_ssize_t p, r = first // WO
+    cdef Py_ssize_t wo = first - r * WO
     for p in range(MR):
         offset[p] = r * row_stride + wo
-        if q + p + 1 < rows * WO:
+        if p + 1 < count or not wrap:
             wo = wo + 1
-            if wo == WO:
+            if wrap and wo == WO:
                 wo = 0
                 r = r + 1
 
@@ -882,8 +899,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
     cdef const floating *next_rows = NULL
     cdef Py_ssize_t prefetch_lines = 0, prefetched = 0, segment_lines = 1, lines_per_tile = 0
     cdef Py_ssize_t next_n, next_g, next_first, next_end
-    cdef Py_ssize_t block_tiles = ((rows_per_block * WO + MR - 1) // MR if wrap
-                                   else rows_per_block * row_tiles)
+    cdef Py_ssize_t block_tiles = _block_tiles(rows_per_block, WO, MR, wrap), tile_outputs
     cdef Py_ssize_t tiles_per_band = max(1, min(blocks_per_part, k_blocks) * block_tiles)
     cdef floating *tile
     cdef floating *y_tile
@@ -908,7 +924,7 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             band = &bands[threadid(), 0]
             tile = &tiles[threadid(), 0]
             tile_pixels = &pixel_offsets[threadid(), 0]
-            block_tiles = (rows * WO + MR - 1) // MR if wrap else rows * row_tiles
+            block_tiles = _block_tiles(rows, WO, MR, wrap)
             # The rows of x the next band (task t + k_parts: this thread's next task at one
             # thread, at two often the other's) reads are prefetched while this band's tiles
             # run, a share before each tile: on demand, the tiles reading x itself
@@ -945,8 +961,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                         c0 = chunk * DIRECT_TILE_CHUNK
                         c1 = min(block_tiles, c0 + DIRECT_TILE_CHUNK)
                         for i in range(c0, c1):
-                            _filter_tile_pixels(i, wrap, MR, WO, rows, row_tiles,
-                                                SH * row_len, &tile_pixels[(i - c0) * MR])
+                            y_at0 = _filter_tile_outputs(i, wrap, MR, WO, rows, &tile_outputs)
+                            _filter_tile_pixels(y_at0, tile_outputs, wrap, MR, WO, SH * row_len,
+                                                &tile_pixels[(i - c0) * MR])
                         # The chunk's tiles share each block of taps' filters, read from L1.
                         for tb in range((taps + sum_taps - 1) // sum_taps):
                             t0 = tb * sum_taps
@@ -962,13 +979,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
                                                     &packed[g * k_blocks + kb, t0 * KT],
                                                     tile + (i - c0) * MR * KT, tb > 0)
                         for i in range(c0, c1):
-                            if wrap:
-                                y_at0 = i * MR
-                                j = min(MR, rows * WO - y_at0)
-                            else:
-                                y_at0 = i // row_tiles * WO + i % row_tiles * MR
-                                j = min(MR, WO - i % row_tiles * MR)
-                            _store_filter_tile(kernels, tile + (i - c0) * MR * KT, KT, j, kt,
+                            y_at0 = _filter_tile_outputs(i, wrap, MR, WO, rows, &tile_outputs)
+                            _store_filter_tile(kernels, tile + (i - c0) * MR * KT, KT,
+                                               tile_outputs, kt,
                                                &bias[g * KG + kb * KT] if has_bias else NULL,
                                                &y[n, g * KG + kb * KT, ho0, 0] + y_at0, HO * WO)
                     continue

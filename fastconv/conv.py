@@ -45,9 +45,9 @@ def _narrow_direct_wins(geometry, dtype):
     0.52-0.78x im2col's time on 5x5 to 7x7 maps with 64-2048 channels and 64-2048 filters (3x3
     and 1x1, batch 8, AVX2 float32 at one thread, both alternating in one process; `python
     tools/network_layers.py --layers resnet50_3x3_512,resnet50_1x1_2048_512` times such
-    layers against PyTorch), but 2x on
-    an FC layer whose filters come from memory (`fc_as_conv7`, 411 MB of them, which AVX2's
-    GEMM streams), so layers with filters that large keep im2col. AVX-512's wrapping tile was
+    layers against PyTorch), but 2x on an FC layer whose filters come from memory
+    (`fc_as_conv7`, 411 MB of them, which AVX2's GEMM streams), so layers with filters that
+    large keep im2col. AVX-512's wrapping tile was
     not measured (no such machine at hand), so it keeps im2col. The same holds for dx at unit
     stride (`_backward_input`), a direct convolution over dy's narrow planes: 0.66-0.79x the
     col2im GEMM's time on those 7x7 layers, 0.91x on 14x14."""

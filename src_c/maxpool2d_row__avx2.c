@@ -1,12 +1,13 @@
 /*
- * Max-pooling of one output row (float and double), compiled with the avx2 flags. Floats at
- * column stride 1 or 2 have their own row below; the rest take the body in
+ * Max-pooling of output rows (float and double), compiled with the avx2 flags. Floats at
+ * column stride 1 or 2 have their own rows below; the rest take the body in
  * maxpool2d_row.template.c. Contract: fastconv_kernels.h.
  */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 
+#include "even_columns__avx2.h"
 #include "fastconv_kernels.h"
 
 /* Any float rows, by the template (the float rows below call it for other strides). */
@@ -26,21 +27,6 @@ static void fc_smaxpool2d_row_any_window__avx2(
 #include "maxpool2d_row.template.c"
 #undef FC_T
 #undef FC_MAXPOOL2D_ROW
-
-/* src[0], src[2], ..., src[14]: what 8 outputs at column stride 2 read. src[15] is not read
- * (masked load: it may lie past the row, and past x). */
-static inline __m256 even_of_pair(__m256 lo, __m256 hi, int odd)
-{
-    const __m256 mixed = odd ? _mm256_shuffle_ps(lo, hi, 0xDD) : _mm256_shuffle_ps(lo, hi, 0x88);
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), 0xD8));
-}
-
-static inline __m256 stride2_columns(const float *src)
-{
-    const __m256i first7 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
-    const __m256 lo = _mm256_loadu_ps(src), hi = _mm256_maskload_ps(src + 8, first7);
-    return even_of_pair(lo, hi, 0);
-}
 
 /* Take v where it is greater than best or NaN (PyTorch's rule), with its indices. */
 #define FC_TAKE(v, at)                                                                          \
@@ -63,8 +49,8 @@ static inline __m256 stride2_columns(const float *src)
         }                                                                                       \
     } while (0)
 
-/* a / b for a >= 0, without a division for the usual b of 1 or 2: a row of cifar_pool (16
- * outputs) cost as much in divisions as in comparisons. */
+/* a / b for a >= 0, without a division for the usual b of 1 or 2: on cifar_pool's 16-output
+ * rows the divisions took 11% of the row function (perf). */
 static inline ptrdiff_t divide(ptrdiff_t a, ptrdiff_t b)
 {
     return b == 1 ? a : b == 2 ? a >> 1 : a / b;
@@ -102,8 +88,9 @@ static inline void row_stride_1_or_2(const float *x, float *y, int64_t *indices,
     const int pairs = SW == 2 && KW == 2 && DW == 1;
     /* The next output row's window rows, prefetched whole: the vectors below read their
      * window rows side by side, streams a row apart that the hardware prefetcher left waiting
-     * on memory (vgg_pool1, 51 MB in, without indices: 6 GB/s; the template's tap-by-tap
-     * passes read them one after the other). */
+     * on memory (vgg_pool1, 51 MB in, without indices: 6 GB/s without this, 11-15 with it;
+     * the template's tap-by-tap passes read them one after the other; `python -m fastconv
+     * bench --cases vgg_pool1` prints the GB/s). */
     const ptrdiff_t next_top = top + SH;
     for (ptrdiff_t kh = next_top >= 0 ? 0 : divide(-next_top + DH - 1, DH);
          kh < KH && next_top + kh * DH < H; kh++)
@@ -129,15 +116,17 @@ static inline void row_stride_1_or_2(const float *x, float *y, int64_t *indices,
                     /* 2 columns at stride 2 (2x2 windows): one pair of loads serves both taps. */
                     const __m256 lo = _mm256_loadu_ps(x + row_at);
                     const __m256 hi_half = _mm256_loadu_ps(x + row_at + 8);
-                    const __m256 v0 = even_of_pair(lo, hi_half, 0);
-                    const __m256 v1 = even_of_pair(lo, hi_half, 1);
+                    const __m256 v0 = fc_avx2_even_floats(lo, hi_half, 0);
+                    const __m256 v1 = fc_avx2_even_floats(lo, hi_half, 1);
                     FC_TAKE(v0, row_at);
                     FC_TAKE(v1, row_at + 1);
                     continue;
                 }
                 for (ptrdiff_t kw = 0; kw < KW; kw++) {
                     const ptrdiff_t at = row_at + kw * DW;
-                    const __m256 v = SW == 1 ? _mm256_loadu_ps(x + at) : stride2_columns(x + at);
+                    /* At stride 2 the 8 outputs read 15 elements; the 16th may lie past x. */
+                    const __m256 v = SW == 1 ? _mm256_loadu_ps(x + at)
+                                             : fc_avx2_load_even_floats(x + at);
                     FC_TAKE(v, at);
                 }
             }
