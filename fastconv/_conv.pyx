@@ -1343,14 +1343,14 @@ def conv2d_im2col_over_batch(const floating[:, :, :, ::1] x, const floating[:, :
 cdef inline void _stream_ukernel(const fc_kernel_table *kernels, Py_ssize_t kc,
                                  const floating *w, Py_ssize_t w_row_stride, const floating *b,
                                  Py_ssize_t b_row_stride, floating *c, Py_ssize_t ldc,
-                                 const floating *b_prefetch,
+                                 Py_ssize_t columns, const floating *b_prefetch,
                                  int store=FC_STORE_ADD) noexcept nogil:
     if floating is float:
-        kernels.sgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch,
-                                     store)
+        kernels.sgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, columns,
+                                     b_prefetch, store)
     else:
-        kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch,
-                                     store)
+        kernels.dgemm_stream_ukernel(kc, w, w_row_stride, b, b_row_stride, c, ldc, columns,
+                                     b_prefetch, store)
 
 
 cdef void _copy_padded_rows(const floating *src, Py_ssize_t row_stride, Py_ssize_t rows,
@@ -1389,7 +1389,8 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
                 k0 = block * GEMM_KC
                 _stream_ukernel(kernels, min(GEMM_KC, kc - k0), w_rows + k0, w_stride,
                                 b_packed + (panel * kc + k0) * NR, NR,
-                                c + fr * MR * ldc + panel * NR, ldc, NULL)
+                                c + fr * MR * ldc + panel * NR, ldc, min(NR, qc - panel * NR),
+                                NULL)
 
 
 # Filters of at least this many bytes per group are read from memory on every call (no L2, nor
@@ -1405,12 +1406,13 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     Streaming needs filters that come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES) and a
     streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
     (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
-    than 8/7 of its rows: 48-pixel panels against 14-pixel rows (measured on one core, ratios
-    streaming / packed; asv Conv2dSmallPlaneDrivers re-measures Q=36, 64 and 288: Q=36 48 vs 42
-    rows 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
-    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x). Elsewhere the
-    pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
-    AVX-512 float64).
+    than 8/7 of its rows. Streaming computes Q rounded up to whole vectors (a last panel runs
+    one, two or three), the packed GEMM Q rounded up to 14-pixel rows. The ratio was measured
+    on one core when every panel ran three vectors (lanes 48 x ceil(Q/48); streaming / packed,
+    asv Conv2dSmallPlaneDrivers re-measures Q=36, 64 and 288): Q=36 48 vs 42 lanes 0.72x;
+    Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70 1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196
+    1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere the pack is scalar and streaming measured 0.44-0.63x
+    for every Q from 1 to 288 (AVX2 float32, AVX-512 float64).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef bint has_kernel, fast_pack
@@ -1425,7 +1427,8 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
         stream_columns, packed_rows = kernels.dgemm_stream_nr, kernels.dgemm_mr
     if not has_kernel or filter_bytes < GEMM_STREAM_MIN_FILTER_BYTES:
         return False
-    return not fast_pack or (7 * ((Q + stream_columns - 1) // stream_columns * stream_columns)
+    cdef Py_ssize_t vector = stream_columns // 3  # NR is 3 vectors (gemm_stream_ukernel)
+    return not fast_pack or (7 * ((Q + vector - 1) // vector * vector)
                              <= 8 * ((Q + packed_rows - 1) // packed_rows * packed_rows))
 
 
@@ -1583,7 +1586,7 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
                 if stream_y and (<size_t>(y_rows + fr * MR * P + p0)) % 64 == 0:
                     store = FC_STORE_STREAM
                 _stream_ukernel(kernels, kc, w_block, CG, b, b_stride,
-                                y_rows + fr * MR * P + p0, P, prefetch, store)
+                                y_rows + fr * MR * P + p0, P, NR, prefetch, store)
                 continue
             # A partial tile: zero-padded filter rows, outputs through c_tile.
             w_stride = CG
@@ -1591,8 +1594,8 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
                 _copy_padded_rows(w_block, CG, rows, MR, kc, w_edge)
                 w_block = w_edge
                 w_stride = kc
-            _stream_ukernel(kernels, kc, w_block, w_stride, b, b_stride, c_tile, NR, prefetch,
-                            FC_STORE_SET)
+            _stream_ukernel(kernels, kc, w_block, w_stride, b, b_stride, c_tile, NR, cols,
+                            prefetch, FC_STORE_SET)
             for i in range(rows):
                 for j in range(cols):
                     if accumulate:

@@ -21,12 +21,12 @@ cdef extern from "fastconv_kernels.h" nogil:
     ctypedef void (*fc_sgemm_stream_ukernel_fn)(Py_ssize_t kc, const float *w,
                                                 Py_ssize_t w_row_stride, const float *b,
                                                 Py_ssize_t b_row_stride, float *c,
-                                                Py_ssize_t ldc,
+                                                Py_ssize_t ldc, Py_ssize_t columns,
                                                 const float *b_prefetch, int accumulate) noexcept nogil
     ctypedef void (*fc_dgemm_stream_ukernel_fn)(Py_ssize_t kc, const double *w,
                                                 Py_ssize_t w_row_stride, const double *b,
                                                 Py_ssize_t b_row_stride, double *c,
-                                                Py_ssize_t ldc,
+                                                Py_ssize_t ldc, Py_ssize_t columns,
                                                 const double *b_prefetch, int accumulate) noexcept nogil
 
     ctypedef void (*fc_smaxpool2d_row_fn)(

@@ -57,13 +57,15 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  *
  *     C[i*ldc + j] (+)= sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + j]
  *
+ * for j < columns rounded up to whole vectors (columns <= NR: a narrower last panel of pixels
+ * takes one or two vectors, not three; b is read and C written that far only)
  * (+= when accumulate is FC_STORE_ADD, = when FC_STORE_SET or FC_STORE_STREAM; the last writes
  * C with non-temporal stores, past the caches, and needs every row of C 64-byte aligned; the
  * call ends with a store fence, so C is complete once it returns). Both operands are read where
- * they lie, unpacked:
- * w's rows are broadcast, b's rows are loaded NR wide. As in the GEMM micro-kernels the sum over
- * p is formed from zero in increasing p and only then added to C (or stored: the same bits as
- * adding it to zeros, since a sum formed from +0 is never -0). Two uses: layers that read their
+ * they lie, unpacked: w's rows are broadcast, b's rows are loaded in whole vectors. As in the
+ * GEMM micro-kernels the sum over p is formed from zero in increasing p and only then added to
+ * C (or stored: the same bits as adding it to zeros, since a sum formed from +0 is never -0),
+ * so a column's bits do not depend on how many vectors its tile had. Two uses: layers that read their
  * filters once per call (FC layers: w is the filters, streaming in from memory while the FMAs
  * run, b a packed panel of pixels with b_row_stride = NR), and 1x1 layers (w the filters, b the
  * input channels' rows in place, b_row_stride = H*W). When b_prefetch is not NULL, step p also
@@ -74,23 +76,22 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
 enum { FC_STORE_SET = 0, FC_STORE_ADD = 1, FC_STORE_STREAM = 2 };
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
                                            const float *b, ptrdiff_t b_row_stride, float *c,
-                                           ptrdiff_t ldc, const float *b_prefetch, int accumulate);
+                                           ptrdiff_t ldc, ptrdiff_t columns,
+                                           const float *b_prefetch, int accumulate);
 typedef void (*fc_dgemm_stream_ukernel_fn)(ptrdiff_t kc, const double *w,
                                            ptrdiff_t w_row_stride, const double *b,
                                            ptrdiff_t b_row_stride, double *c, ptrdiff_t ldc,
-                                           const double *b_prefetch, int accumulate);
-void fc_sgemm_stream_ukernel_4x24__avx2(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
-                                        const float *b, ptrdiff_t b_row_stride, float *c,
-                                        ptrdiff_t ldc, const float *b_prefetch, int accumulate);
-void fc_dgemm_stream_ukernel_4x12__avx2(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
-                                        const double *b, ptrdiff_t b_row_stride, double *c,
-                                        ptrdiff_t ldc, const double *b_prefetch, int accumulate);
-void fc_sgemm_stream_ukernel_8x48__avx512(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
-                                          const float *b, ptrdiff_t b_row_stride, float *c,
-                                          ptrdiff_t ldc, const float *b_prefetch, int accumulate);
-void fc_dgemm_stream_ukernel_8x24__avx512(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
-                                          const double *b, ptrdiff_t b_row_stride, double *c,
-                                          ptrdiff_t ldc, const double *b_prefetch, int accumulate);
+                                           ptrdiff_t columns, const double *b_prefetch,
+                                           int accumulate);
+#define FC_DECLARE_STREAM_UKERNEL(T, NAME)                                                      \
+    void NAME(ptrdiff_t kc, const T *w, ptrdiff_t w_row_stride, const T *b,                     \
+              ptrdiff_t b_row_stride, T *c, ptrdiff_t ldc, ptrdiff_t columns,                   \
+              const T *b_prefetch, int accumulate);
+FC_DECLARE_STREAM_UKERNEL(float, fc_sgemm_stream_ukernel_4x24__avx2)
+FC_DECLARE_STREAM_UKERNEL(double, fc_dgemm_stream_ukernel_4x12__avx2)
+FC_DECLARE_STREAM_UKERNEL(float, fc_sgemm_stream_ukernel_8x48__avx512)
+FC_DECLARE_STREAM_UKERNEL(double, fc_dgemm_stream_ukernel_8x24__avx512)
+#undef FC_DECLARE_STREAM_UKERNEL
 
 /*
  * Max-pooling of output rows ho .. ho+rows-1 of one plane (all ISAs, both dtypes):

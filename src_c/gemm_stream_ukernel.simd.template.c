@@ -4,8 +4,10 @@
  * FC_STREAM_UKERNEL (function name) defined. The tile is FC_STREAM_MR rows x 3 vectors of pixels:
  * 8 x 3 = 24 of AVX-512's 32 registers, 4 x 3 = 12 of AVX2's 16, with the 3 pixel vectors and the
  * broadcast beside them. Three vectors rather than two because the rows are the filters, read from
- * memory as they stream in: more rows would mean more streams in flight at once, fewer lanes
- * would waste more of the FC layer's pixel counts (36 pixels: 48 lanes here, 64 with 4 vectors).
+ * memory as they stream in: more rows would mean more streams in flight at once. A last panel
+ * of at most two vectors' pixels runs with two or one (`columns`): the FC layer's 36 pixels take
+ * 24 + 16 lanes with AVX2, not 48 (ours / ORT on fc_as_conv7 at one thread 1.69-1.74 -> 1.31-1.44,
+ * at two 1.48 -> 1.20; /tmp A/B builds, each alternating with ORT in its process).
  * b's rows are b_row_stride apart: a packed panel of pixels (FC layers) or an input channel's
  * plane read in place (1x1 layers, whose driver also passes b_prefetch: one line of the next
  * panel per step, since the channels' planes are more streams than the hardware follows). That
@@ -22,56 +24,78 @@
  * first (see `_pointwise_panel`).
  * The `unroll` pragmas keep the accumulator arrays in registers (see the GEMM kernels).
  */
-void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
-                       const FC_T *restrict b, ptrdiff_t b_row_stride, FC_T *restrict c,
-                       ptrdiff_t ldc, const FC_T *b_prefetch, int accumulate)
+#define FC_STREAM_CAT2(a, b) a##b
+#define FC_STREAM_CAT(a, b) FC_STREAM_CAT2(a, b)
+#define FC_STREAM_VECTORS FC_STREAM_CAT(FC_STREAM_UKERNEL, _vectors)
+
+/* The tile with NV (1 to 3) pixel vectors; NV is a constant once inlined, so the accumulators
+ * stay in registers. */
+static inline __attribute__((always_inline)) void FC_STREAM_VECTORS(
+    int NV, ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
+    const FC_T *restrict b, ptrdiff_t b_row_stride, FC_T *restrict c, ptrdiff_t ldc,
+    const FC_T *b_prefetch, int accumulate)
 {
-    enum { MR = FC_STREAM_MR, NR = 3 * FC_VW };
-    FC_VEC acc0[MR], acc1[MR], acc2[MR];
+    enum { MR = FC_STREAM_MR };
+    FC_VEC acc[3][MR];
     const FC_T *row[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
-        acc0[i] = FC_VZERO();
-        acc1[i] = FC_VZERO();
-        acc2[i] = FC_VZERO();
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++)
+            acc[v][i] = FC_VZERO();
         row[i] = w + i * w_row_stride;
     }
     for (ptrdiff_t p = 0; p < kc; p++) {
         const FC_T *b_row = b + p * b_row_stride;
-        const FC_VEC b0 = FC_VLOADU(b_row);
-        const FC_VEC b1 = FC_VLOADU(b_row + FC_VW);
-        const FC_VEC b2 = FC_VLOADU(b_row + 2 * FC_VW);
+        FC_VEC bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++)
+            bv[v] = FC_VLOADU(b_row + v * FC_VW);
         if (b_prefetch)
             __builtin_prefetch(b_prefetch + p * b_row_stride, 0, 2);
-        __builtin_prefetch(b_row + 2 * b_row_stride);
-        __builtin_prefetch(b_row + 2 * b_row_stride + FC_VW);
-        __builtin_prefetch(b_row + 2 * b_row_stride + 2 * FC_VW);
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++)
+            __builtin_prefetch(b_row + 2 * b_row_stride + v * FC_VW);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             const FC_VEC wi = FC_VBROADCAST(row[i] + p);
-            acc0[i] = FC_VFMADD(wi, b0, acc0[i]);
-            acc1[i] = FC_VFMADD(wi, b1, acc1[i]);
-            acc2[i] = FC_VFMADD(wi, b2, acc2[i]);
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; v++)
+                acc[v][i] = FC_VFMADD(wi, bv[v], acc[v][i]);
         }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
         FC_T *ci = c + i * ldc;
-        if (accumulate == FC_STORE_ADD) {
-            acc0[i] = FC_VADD(FC_VLOADU(ci), acc0[i]);
-            acc1[i] = FC_VADD(FC_VLOADU(ci + FC_VW), acc1[i]);
-            acc2[i] = FC_VADD(FC_VLOADU(ci + 2 * FC_VW), acc2[i]);
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++) {
+            if (accumulate == FC_STORE_ADD)
+                acc[v][i] = FC_VADD(FC_VLOADU(ci + v * FC_VW), acc[v][i]);
+            if (accumulate == FC_STORE_STREAM)
+                FC_VSTREAM(ci + v * FC_VW, acc[v][i]);
+            else
+                FC_VSTOREU(ci + v * FC_VW, acc[v][i]);
         }
-        if (accumulate == FC_STORE_STREAM) {
-            FC_VSTREAM(ci, acc0[i]);
-            FC_VSTREAM(ci + FC_VW, acc1[i]);
-            FC_VSTREAM(ci + 2 * FC_VW, acc2[i]);
-            continue;
-        }
-        FC_VSTOREU(ci, acc0[i]);
-        FC_VSTOREU(ci + FC_VW, acc1[i]);
-        FC_VSTOREU(ci + 2 * FC_VW, acc2[i]);
     }
     if (accumulate == FC_STORE_STREAM)
         _mm_sfence();
 }
+
+void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_stride,
+                       const FC_T *restrict b, ptrdiff_t b_row_stride, FC_T *restrict c,
+                       ptrdiff_t ldc, ptrdiff_t columns, const FC_T *b_prefetch, int accumulate)
+{
+    if (columns > 2 * FC_VW)
+        FC_STREAM_VECTORS(3, kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch,
+                          accumulate);
+    else if (columns > FC_VW)
+        FC_STREAM_VECTORS(2, kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch,
+                          accumulate);
+    else
+        FC_STREAM_VECTORS(1, kc, w, w_row_stride, b, b_row_stride, c, ldc, b_prefetch,
+                          accumulate);
+}
+
+#undef FC_STREAM_VECTORS
+#undef FC_STREAM_CAT
+#undef FC_STREAM_CAT2
