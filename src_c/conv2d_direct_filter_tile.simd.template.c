@@ -29,7 +29,7 @@
  * pixels lie a channel or a row away from the last tap's, beyond what the hardware follows, and
  * the band (256 KB to 1 MB) lives in L2: resnet_1x1 forward 4.2 -> 3.8 ms, vgg_conv5_2 51.7 ->
  * 49.2 ms at T=1, the other standard layers within noise (asv Conv2d across commit 926e124).
- * tap_offset is not read past `taps`. */
+ * tap_offset is not read past `taps`. 0 turns them off (AVX2: see there). */
 #ifndef FC_PIXEL_PREFETCH_TAPS
 #define FC_PIXEL_PREFETCH_TAPS 8
 #endif
@@ -53,7 +53,7 @@ static inline __attribute__((always_inline)) void FC_CONCAT(FC_FILTER_TILE, _bod
         const FC_VEC w0 = FC_VLOADU(w + t * NR);
         const FC_VEC w1 = FC_VLOADU(w + t * NR + FC_VW);
         const ptrdiff_t offset = tap_offset[t];
-        {
+        if (FC_PIXEL_PREFETCH_TAPS > 0) {
             const ptrdiff_t ahead = tap_offset[t + FC_PIXEL_PREFETCH_TAPS < taps
                                                    ? t + FC_PIXEL_PREFETCH_TAPS : taps - 1];
             __builtin_prefetch(pixel[0] + ahead);
