@@ -696,6 +696,20 @@ cdef inline void _prefetch_channel_segments(const floating *base, Py_ssize_t cha
                            + (i % segment_lines) * line_elements)
 
 
+cdef inline bint _prefetches_next_band(int isa) noexcept nogil:
+    """Whether conv2d_direct's filter tiles prefetch the x rows of the next band as they run.
+
+    Measured on Sapphire Rapids with AVX-512, where the tiles otherwise waited on memory (asv
+    Conv2dColdInput across commit 54ba3aa). On Zen 3 with AVX2 the hardware prefetchers keep
+    up, and the prefetches only took load slots and, at two threads, fetched rows the other
+    thread's task read: forward time without / with them, both in one process (each build's
+    _conv module swapped in alternately, paired medians): T=1 0.94-0.99 on the VGG, AlexNet,
+    strided and dilated layers, T=2 0.90-0.99; with x evicted before each call T=1 0.90-0.98,
+    T=2 0.85-1.01. This follows the ISA path because those are the two machines measured.
+    """
+    return isa == FC_ISA_AVX512
+
+
 cdef inline void _store_filter_tile(const fc_kernel_table *kernels, const floating *c,
                                     Py_ssize_t c_stride, Py_ssize_t pixels, Py_ssize_t kt,
                                     const floating *bias, floating *y,
@@ -925,14 +939,14 @@ def conv2d_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w
             tile = &tiles[threadid(), 0]
             tile_pixels = &pixel_offsets[threadid(), 0]
             block_tiles = _block_tiles(rows, WO, MR, wrap)
-            # The rows of x the next band (task t + k_parts: this thread's next task at one
-            # thread, at two often the other's) reads are prefetched while this band's tiles
-            # run, a share before each tile: on demand, the tiles reading x itself
-            # wait on memory (each tap's row is its own stream) and the band copy waits on each
-            # channel's rows (asv Conv2dColdInput across commit 54ba3aa).
+            # Where it pays (_prefetches_next_band), the rows of x the next band (task
+            # t + k_parts: this thread's next task at one thread, at two often the other's)
+            # reads are prefetched while this band's tiles run, a share before each tile: on
+            # demand, the tiles reading x itself wait on memory (each tap's row is its own
+            # stream) and the band copy waits on each channel's rows.
             prefetch_lines = 0
             prefetched = 0
-            if filter_tiles and t + k_parts < tasks:
+            if filter_tiles and t + k_parts < tasks and _prefetches_next_band(isa):
                 next_n = (t + k_parts) // (k_parts * row_blocks * groups)
                 next_g = (t + k_parts) // (k_parts * row_blocks) % groups
                 next_first = (t + k_parts) // k_parts % row_blocks * rows_per_block * SH - PH
