@@ -1420,12 +1420,12 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     Streaming needs filters that come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES) and a
     streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
     (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
-    than 8/7 of its rows. Streaming computes Q rounded up to whole vectors (a last panel runs
-    one, two or three), the packed GEMM Q rounded up to 14-pixel rows. The ratio was measured
-    on one core when every panel ran three vectors (lanes 48 x ceil(Q/48); streaming / packed,
-    asv Conv2dSmallPlaneDrivers re-measures Q=36, 64 and 288): Q=36 48 vs 42 lanes 0.72x;
-    Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70 1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196
-    1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere the pack is scalar and streaming measured 0.44-0.63x
+    than 8/7 of its rows, counted in whole 48-pixel panels against 14-pixel rows. The ratios
+    were measured on one core when a last panel still ran three vectors, as the rule counts
+    (it now runs one or two where fewer pixels are left; not yet measured on AVX-512, so the
+    rule was left as measured). Streaming / packed, asv Conv2dSmallPlaneDrivers re-measures
+    Q=36, 64 and 288: Q=36 48 vs 42 lanes 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
+    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere the pack is scalar and streaming measured 0.44-0.63x
     for every Q from 1 to 288 (AVX2 float32, AVX-512 float64).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
@@ -1441,8 +1441,7 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
         stream_columns, packed_rows = kernels.dgemm_stream_nr, kernels.dgemm_mr
     if not has_kernel or filter_bytes < GEMM_STREAM_MIN_FILTER_BYTES:
         return False
-    cdef Py_ssize_t vector = stream_columns // 3  # NR is 3 vectors (gemm_stream_ukernel)
-    return not fast_pack or (7 * ((Q + vector - 1) // vector * vector)
+    return not fast_pack or (7 * ((Q + stream_columns - 1) // stream_columns * stream_columns)
                              <= 8 * ((Q + packed_rows - 1) // packed_rows * packed_rows))
 
 
