@@ -543,6 +543,38 @@ def test_pointwise_gemm_on_inputs_at_every_offset_in_a_cache_line(isa, dtype):
             np.testing.assert_array_equal(y, results[0])
 
 
+# Strided 1x1 layers (ResNet's downsampling shortcuts) on subsampled planes of 64 pixels or more.
+STRIDED_POINTWISE_CASES = {
+    "stride_2_odd_planes": Case(3, 20, 17, 19, 24, 1, 1, stride=2),
+    "stride_2x3_groups_2": Case(2, 16, 24, 25, 12, 1, 1, stride=(2, 3), groups=2),
+    "stride_3_no_bias": Case(2, 8, 25, 26, 10, 1, 1, stride=3, bias=False),
+}
+
+
+@pytest.mark.parametrize("name", list(STRIDED_POINTWISE_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_strided_1x1_layers_equal_the_same_layer_on_their_subsampled_input(isa, dtype, name,
+                                                                           monkeypatch):
+    """Where the pointwise GEMM exists, "auto" runs such a layer as that GEMM on every SH-th row
+    and SW-th column, copied a chunk of images at a time: the oracle's values, and the bits of
+    the unit-stride layer on the subsampled input, whatever the chunk and x's layout."""
+    from fastconv import _runtime, conv as conv_module
+
+    case = STRIDED_POINTWISE_CASES[name]
+    SH, SW = (case.stride, case.stride) if isinstance(case.stride, int) else case.stride
+    x, w, b = make_inputs(case, dtype, seed=3)
+    y = conv2d(x, w, b, **case.conv_kwargs())
+    if _runtime.kernel_names(isa)["gemm_stream"][np.dtype(dtype).name] is not None:
+        assert fastconv.last_algorithm() == "im2col"
+    assert_matches_reference(y, x, w, b, **case.reference_kwargs())
+    subsampled = np.ascontiguousarray(x[:, :, ::SH, ::SW])
+    np.testing.assert_array_equal(conv2d(subsampled, w, b, groups=case.groups,
+                                         algorithm="im2col"), y)
+    monkeypatch.setattr(conv_module, "STRIDED_POINTWISE_CHUNK_BYTES", 1)  # one image a chunk
+    np.testing.assert_array_equal(conv2d(np.asfortranarray(x), w, b, **case.conv_kwargs(),
+                                         algorithm="im2col"), y)
+
+
 def test_pointwise_gemm_refuses_other_geometries_and_isas_without_its_kernel():
     from fastconv import _config, _conv, _runtime
 
@@ -586,8 +618,8 @@ def test_pointwise_output_starts_where_the_input_does_in_its_cache_line(isa, dty
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_1x1_layers_run_the_pointwise_gemm_where_a_streaming_kernel_exists(isa, dtype):
-    """auto takes it for 1x1 layers at unit stride without padding, with more than 4 filters per
-    group and planes of 64 pixels or more; the rest keep their drivers."""
+    """auto takes it for 1x1 layers without padding, with more than 4 filters per group and
+    planes of 64 pixels or more (subsampled at a stride); the rest keep their drivers."""
     from fastconv import _conv, _runtime, conv as conv_module
     from fastconv._geometry import conv2d_geometry
 
@@ -606,7 +638,9 @@ def test_1x1_layers_run_the_pointwise_gemm_where_a_streaming_kernel_exists(isa, 
     # Small planes: the GEMM over the batch, or direct where its tiles wrap (AVX2, portable).
     assert chosen(2, 256, 7, 7, 64)[1] is (_conv.conv2d_im2col_over_batch if isa == "avx512"
                                            else _conv.conv2d_direct)
-    assert chosen(2, 16, 20, 20, 8, stride=2)[1] is _conv.conv2d_direct
+    # Strided: the GEMM on the subsampled input (10x10 here), where it has 64 pixels or more.
+    assert chosen(2, 16, 20, 20, 8, stride=2)[0] == pointwise[0]
+    assert chosen(2, 16, 14, 14, 8, stride=2)[1] is _conv.conv2d_direct
     assert chosen(2, 16, 20, 20, 8, padding=1)[1] is _conv.conv2d_direct
     assert chosen(2, 16, 20, 20, 8, F=3)[1] is _conv.conv2d_direct
     assert chosen(2, 16, 20, 20, 8, groups=4)[1] is _conv.conv2d_direct
