@@ -702,10 +702,10 @@ cdef inline bint _prefetches_next_band(int isa) noexcept nogil:
     Measured on Sapphire Rapids with AVX-512, where the tiles otherwise waited on memory (asv
     Conv2dColdInput across commit 54ba3aa). On Zen 3 with AVX2 the hardware prefetchers keep
     up, and the prefetches only took load slots and, at two threads, fetched rows the other
-    thread's task read: forward time without / with them, both in one process (each build's
-    _conv module swapped in alternately, paired medians): T=1 0.94-0.99 on the VGG, AlexNet,
-    strided and dilated layers, T=2 0.90-0.99; with x evicted before each call T=1 0.90-0.98,
-    T=2 0.85-1.01. This follows the ISA path because those are the two machines measured.
+    thread's task read: forward time without / with them (tools/ab_builds.py, medians of
+    per-round ratios): T=1 0.94-0.99 on the VGG, AlexNet, strided and dilated layers, T=2
+    0.90-0.99; with x evicted before each call (--cold) T=1 0.90-0.98, T=2 0.85-1.01. This
+    follows the ISA path because those are the two machines measured.
     """
     return isa == FC_ISA_AVX512
 

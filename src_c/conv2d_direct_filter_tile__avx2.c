@@ -12,10 +12,9 @@
 
 #define FC_MR 6
 /* No band-pixel prefetches: with 12 FMAs a tap, their two prefetches and the offset they read
- * crowd the loads (Zen 3). Forward time without / with them at T=1 / T=2, in one process (each
- * build's _conv module swapped in alternately): vgg_conv1_2 0.88 / 0.85, vgg_conv3_2 0.95 /
- * 0.94, vgg_conv5_2 0.98 / 0.89, alexnet_conv1 0.86, dilated_3x3_d2 0.98 / 0.96,
- * resnet_3x3_s2 1.02 / 1.01 (paired medians). */
+ * crowd the loads (Zen 3). Forward time without / with them at T=1 / T=2 (tools/ab_builds.py,
+ * medians of per-round ratios): vgg_conv1_2 0.88 / 0.85, vgg_conv3_2 0.95 / 0.94, vgg_conv5_2
+ * 0.98 / 0.89, alexnet_conv1 0.86, dilated_3x3_d2 0.98 / 0.96, resnet_3x3_s2 1.02 / 1.01. */
 #define FC_PIXEL_PREFETCH_TAPS 0
 
 #define FC_SINGLE 1
