@@ -59,19 +59,18 @@ void fc_dgemm_ukernel_14x16__avx512(ptrdiff_t kc, const double *a, const double 
  *
  * for j < columns rounded up to whole vectors (columns <= NR: a narrower last panel of pixels
  * takes one or two vectors, not three; b is read and C written that far only)
- * (+= when accumulate is FC_STORE_ADD, = when FC_STORE_SET or FC_STORE_STREAM; the last writes
- * C with non-temporal stores, past the caches, and needs every row of C 64-byte aligned; the
- * call ends with a store fence, so C is complete once it returns). Both operands are read where
- * they lie, unpacked: w's rows are broadcast, b's rows are loaded in whole vectors. As in the
- * GEMM micro-kernels the sum over p is formed from zero in increasing p and only then added to
- * C (or stored: the same bits as adding it to zeros, since a sum formed from +0 is never -0),
- * so a column's bits do not depend on how many vectors its tile had. Two uses: layers that read their
- * filters once per call (FC layers: w is the filters, streaming in from memory while the FMAs
- * run, b a packed panel of pixels with b_row_stride = NR), and 1x1 layers (w the filters, b the
- * input channels' rows in place, b_row_stride = H*W). When b_prefetch is not NULL, step p also
- * prefetches the cache line at b_prefetch + p*b_row_stride into L2 (the driver points it at the
- * next block of b). The generic table has NULL (compiled without SIMD, the packed GEMM measured
- * 3-5x faster).
+ * (+= when accumulate is FC_STORE_ADD, = when FC_STORE_SET or FC_STORE_STREAM; the last writes C
+ * with non-temporal stores, past the caches, and needs every row of C 64-byte aligned; the call
+ * ends with a store fence, so C is complete once it returns). Both operands are read where they
+ * lie, unpacked: w's rows are broadcast, b's rows are loaded in whole vectors. As in the GEMM
+ * micro-kernels the sum over p is formed from zero in increasing p and only then added to C (or
+ * stored: the same bits as adding it to zeros, since a sum formed from +0 is never -0), so a
+ * column's bits do not depend on how many vectors its tile had. Two uses: layers that read their
+ * filters once per call (FC layers: w is the filters, streaming in from memory while the FMAs run,
+ * b a packed panel of pixels with b_row_stride = NR), and 1x1 layers (w the filters, b the input
+ * channels' rows in place, b_row_stride = H*W). When b_prefetch is not NULL, step p also prefetches
+ * the cache line at b_prefetch + p*b_row_stride into L2 (the driver points it at the next block of
+ * b). The generic table has NULL (compiled without SIMD, the packed GEMM measured 3-5x faster).
  */
 enum { FC_STORE_SET = 0, FC_STORE_ADD = 1, FC_STORE_STREAM = 2 };
 typedef void (*fc_sgemm_stream_ukernel_fn)(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,

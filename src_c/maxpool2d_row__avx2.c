@@ -70,8 +70,10 @@ static inline ptrdiff_t pairs_without_indices(const float *row0, const float *ro
                                               ptrdiff_t wo, ptrdiff_t last)
 {
     for (; wo <= last; wo += 8) {
-        const __m256 lo0 = _mm256_loadu_ps(row0 + 2 * wo), hi0 = _mm256_loadu_ps(row0 + 2 * wo + 8);
-        const __m256 lo1 = _mm256_loadu_ps(row1 + 2 * wo), hi1 = _mm256_loadu_ps(row1 + 2 * wo + 8);
+        const __m256 lo0 = _mm256_loadu_ps(row0 + 2 * wo);
+        const __m256 hi0 = _mm256_loadu_ps(row0 + 2 * wo + 8);
+        const __m256 lo1 = _mm256_loadu_ps(row1 + 2 * wo);
+        const __m256 hi1 = _mm256_loadu_ps(row1 + 2 * wo + 8);
         const __m256 even0 = _mm256_shuffle_ps(lo0, hi0, 0x88);
         const __m256 odd0 = _mm256_shuffle_ps(lo0, hi0, 0xDD);
         const __m256 even1 = _mm256_shuffle_ps(lo1, hi1, 0x88);
@@ -123,7 +125,6 @@ static inline void row_stride_1_or_2(const float *x, float *y, int64_t *indices,
      * the template's tap-by-tap passes read them one after the other; `python -m fastconv
      * bench --cases vgg_pool1` prints the GB/s). */
     const ptrdiff_t next_top = top + SH;
-    if (W * (ptrdiff_t)sizeof(float) >= 512)
     for (ptrdiff_t kh = next_top >= 0 ? 0 : divide(-next_top + DH - 1, DH);
          kh < KH && next_top + kh * DH < H; kh++)
         for (ptrdiff_t column = 0; column < W; column += 64 / sizeof(float))
@@ -230,8 +231,9 @@ void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff
                 for (ptrdiff_t column = 0; column < 2 * W; column += 64 / sizeof(float))
                     __builtin_prefetch(row0 + 2 * W + column);
             float *y_row = y + r * WO;
-            if (pairs_without_indices(row0, row0 + W, y_row, 0, WO - 8) > WO - 8 &&
-                (WO % 8 == 0 || pairs_without_indices(row0, row0 + W, y_row, WO - 8, WO - 8) > WO - 8))
+            const ptrdiff_t last = WO - 8;
+            if (pairs_without_indices(row0, row0 + W, y_row, 0, last) > last &&
+                (WO % 8 == 0 || pairs_without_indices(row0, row0 + W, y_row, last, last) > last))
                 continue;
         }
         row_stride_1_or_2(x, y + r * WO, indices ? indices + r * WO : NULL, H, W, WO, ho + r, KH,
