@@ -1425,8 +1425,9 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     (it now runs one or two where fewer pixels are left; not yet measured on AVX-512, so the
     rule was left as measured). Streaming / packed, asv Conv2dSmallPlaneDrivers re-measures
     Q=36, 64 and 288: Q=36 48 vs 42 lanes 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
-    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere the pack is scalar and streaming measured 0.44-0.63x
-    for every Q from 1 to 288 (AVX2 float32, AVX-512 float64).
+    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere the
+    pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
+    AVX-512 float64).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef bint has_kernel, fast_pack

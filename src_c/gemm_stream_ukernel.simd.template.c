@@ -6,8 +6,9 @@
  * broadcast beside them. Three vectors rather than two because the rows are the filters, read from
  * memory as they stream in: more rows would mean more streams in flight at once. A last panel
  * of at most two vectors' pixels runs with two or one (`columns`): the FC layer's 36 pixels take
- * 24 + 16 lanes with AVX2, not 48 (ours / ORT on fc_as_conv7 at one thread 1.69-1.74 -> 1.31-1.44,
- * at two 1.48 -> 1.20; /tmp A/B builds, each alternating with ORT in its process).
+ * 24 + 16 lanes with AVX2, not 48: ours / ORT on fc_as_conv7 at one thread 1.69-1.74 ->
+ * 1.31-1.44, at two 1.48 -> 1.20 (each build alternating with ORT in its own processes, as
+ * `python -m fastconv bench --cases fc_as_conv7 --compare onnxruntime` times them).
  * b's rows are b_row_stride apart: a packed panel of pixels (FC layers) or an input channel's
  * plane read in place (1x1 layers, whose driver also passes b_prefetch: one line of the next
  * panel per step, since the channels' planes are more streams than the hardware follows). That
