@@ -17,10 +17,6 @@
  * (2 KB) measured vgg_conv5_2 forward 54 -> 50 ms and its dx 64 -> 58 ms at T=1 (asv Conv2d and
  * Conv2dBackward across commit 009ebcd). Prefetches past the block's end are hints that never
  * fault. */
-#ifndef FC_CONCAT
-#define FC_CONCAT_EXPANDED(a, b) a##b
-#define FC_CONCAT(a, b) FC_CONCAT_EXPANDED(a, b)
-#endif
 #ifndef FC_FILTER_PREFETCH_TAPS
 #define FC_FILTER_PREFETCH_TAPS 16
 #endif

@@ -11,6 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* FC_CONCAT(a, b): a and b pasted after their macros expand. The kernel templates name their
+ * helpers after the function they are included to define (FC_CONCAT(FC_FILTER_TILE, _body)). */
+#define FC_CONCAT_EXPANDED(a, b) a##b
+#define FC_CONCAT(a, b) FC_CONCAT_EXPANDED(a, b)
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -25,9 +25,7 @@
  * first (see `_pointwise_panel`).
  * The `unroll` pragmas keep the accumulator arrays in registers (see the GEMM kernels).
  */
-#define FC_STREAM_CAT2(a, b) a##b
-#define FC_STREAM_CAT(a, b) FC_STREAM_CAT2(a, b)
-#define FC_STREAM_VECTORS FC_STREAM_CAT(FC_STREAM_UKERNEL, _vectors)
+#define FC_STREAM_VECTORS FC_CONCAT(FC_STREAM_UKERNEL, _vectors)
 
 /* The tile with NV (1 to 3) pixel vectors; NV is a constant once inlined, so the accumulators
  * stay in registers. */
@@ -98,5 +96,3 @@ void FC_STREAM_UKERNEL(ptrdiff_t kc, const FC_T *restrict w, ptrdiff_t w_row_str
 }
 
 #undef FC_STREAM_VECTORS
-#undef FC_STREAM_CAT
-#undef FC_STREAM_CAT2

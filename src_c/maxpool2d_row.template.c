@@ -10,9 +10,7 @@
  * select on whole rows, since SIMD max instructions drop NaN.
  */
 #ifndef FC_MAXPOOL2D_TAP
-#define FC_PASTE_(a, b) a##b
-#define FC_PASTE(a, b) FC_PASTE_(a, b)
-#define FC_MAXPOOL2D_TAP FC_PASTE(FC_MAXPOOL2D_ROW, _tap)
+#define FC_MAXPOOL2D_TAP FC_CONCAT(FC_MAXPOOL2D_ROW, _tap)
 #define FC_MAXPOOL2D_TAP_IS_GENERIC
 
 /* One tap over the output columns [wo_begin, wo_end): x_row[wo*SW + shift] against y[wo]. An
@@ -38,13 +36,8 @@ static inline void FC_MAXPOOL2D_TAP(
 }
 #endif
 
-#ifndef FC_MAXPOOL2D_CONCAT
-#define FC_MAXPOOL2D_CONCAT_(a, b) a##b
-#define FC_MAXPOOL2D_CONCAT(a, b) FC_MAXPOOL2D_CONCAT_(a, b)
-#endif
-
 /* One output row ho. */
-static inline void FC_MAXPOOL2D_CONCAT(FC_MAXPOOL2D_ROW, _one)(
+static inline void FC_CONCAT(FC_MAXPOOL2D_ROW, _one)(
     const FC_T *restrict x, FC_T *restrict y, int64_t *restrict indices, ptrdiff_t H, ptrdiff_t W,
     ptrdiff_t WO, ptrdiff_t ho, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SH, ptrdiff_t SW,
     ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
@@ -97,14 +90,11 @@ void FC_MAXPOOL2D_ROW(const FC_T *restrict x, FC_T *restrict y, int64_t *restric
                       ptrdiff_t PH, ptrdiff_t PW, ptrdiff_t DH, ptrdiff_t DW)
 {
     for (ptrdiff_t r = 0; r < rows; r++)
-        FC_MAXPOOL2D_CONCAT(FC_MAXPOOL2D_ROW, _one)(x, y + r * WO, indices ? indices + r * WO : NULL,
-                                                    H, W, WO, ho + r, KH, KW, SH, SW, PH, PW, DH,
-                                                    DW);
+        FC_CONCAT(FC_MAXPOOL2D_ROW, _one)(x, y + r * WO, indices ? indices + r * WO : NULL, H, W,
+                                          WO, ho + r, KH, KW, SH, SW, PH, PW, DH, DW);
 }
 
 #undef FC_MAXPOOL2D_TAP
 #ifdef FC_MAXPOOL2D_TAP_IS_GENERIC
 #undef FC_MAXPOOL2D_TAP_IS_GENERIC
-#undef FC_PASTE
-#undef FC_PASTE_
 #endif

@@ -56,15 +56,24 @@ static inline ptrdiff_t divide(ptrdiff_t a, ptrdiff_t b)
     return b == 1 ? a : b == 2 ? a >> 1 : a / b;
 }
 
+/* Prefetch the lines of n floats from p: the window rows of the next output row. */
+static inline void prefetch_floats(const float *p, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i += 64 / sizeof(float))
+        __builtin_prefetch(p + i);
+}
+
 /*
  * Outputs wo, wo + 8, ... (while wo <= last) of a 2x2-style row without indices, from its one
  * or two window rows (row0, row1 = row0 for one; both already offset by -PW). Returns the wo it
  * stopped at: past last, or a vector with a NaN among its taps, left to the exact loop.
  * vmaxps(a, b) is a > b ? a : b, so taking the later tap as a and the earlier as b keeps the
  * first of equal values (-0.0 before 0.0), and without NaNs the result is the exact loop's. The
- * pairs are reduced before the one lane permute (max is lane-wise). The exact loop (compare,
- * NaN test, or, blend per tap, one after another) took 7.7 ns per 8 outputs on 128-output
- * rows in L1, this loop 3.5 (C harness).
+ * pairs are reduced before the one lane permute (max is lane-wise). With the exact loop's
+ * compare, NaN test, or and blend per tap, one after another, cifar_pool without indices took
+ * 1.15x ORT's time at one thread; with this loop and the plain rows below, 0.56x (`python -m
+ * fastconv bench --cases cifar_pool --compare onnxruntime`; asv MaxPool2d.time_forward across
+ * commit 1c25a96).
  */
 static inline ptrdiff_t pairs_without_indices(const float *row0, const float *row1, float *y,
                                               ptrdiff_t wo, ptrdiff_t last)
@@ -127,8 +136,7 @@ static inline void row_stride_1_or_2(const float *x, float *y, int64_t *indices,
     const ptrdiff_t next_top = top + SH;
     for (ptrdiff_t kh = next_top >= 0 ? 0 : divide(-next_top + DH - 1, DH);
          kh < KH && next_top + kh * DH < H; kh++)
-        for (ptrdiff_t column = 0; column < W; column += 64 / sizeof(float))
-            __builtin_prefetch(x + (next_top + kh * DH) * W + column);
+        prefetch_floats(x + (next_top + kh * DH) * W, W);
     const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
     const __m256i lane_step = _mm256_mul_epi32(lane, _mm256_set1_epi64x(SW));
     const __m256i half_step = _mm256_set1_epi64x(4 * SW);
@@ -218,18 +226,17 @@ void fc_smaxpool2d_row__avx2(const float *x, float *y, int64_t *indices, ptrdiff
         return;
     }
     /* 2x2 stride-2 windows inside the plane (no padding, no ceil_mode overhang), values only:
-     * a row is its run of vectors, the last one overlapping when WO is not a multiple of 8. A
-     * row's bookkeeping in row_stride_1_or_2 cost as much as its two vectors on cifar_pool's
-     * 16-output rows (6.2 ns per 8 outputs through it, 4.4 here; C harness). */
+     * a row is its run of vectors, the last one overlapping when WO is not a multiple of 8,
+     * without row_stride_1_or_2's per-row bookkeeping (window rows, vector bounds, the edge
+     * loop), which cifar_pool's 16-output rows pay for every two vectors. */
     const int plain_pairs = !indices && KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 &&
                             PW == 0 && DH == 1 && DW == 1 && WO >= 8 && 2 * WO <= W &&
                             2 * (ho + rows) <= H;
     for (ptrdiff_t r = 0; r < rows; r++) {
         if (plain_pairs) {
             const float *row0 = x + 2 * (ho + r) * W;
-            if (2 * (ho + r) + 4 <= H) /* the next output row's window rows */
-                for (ptrdiff_t column = 0; column < 2 * W; column += 64 / sizeof(float))
-                    __builtin_prefetch(row0 + 2 * W + column);
+            if (2 * (ho + r) + 4 <= H)
+                prefetch_floats(row0 + 2 * W, 2 * W);
             float *y_row = y + r * WO;
             const ptrdiff_t last = WO - 8;
             if (pairs_without_indices(row0, row0 + W, y_row, 0, last) > last &&
