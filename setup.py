@@ -47,6 +47,7 @@ if IS_X86_64:
         ("src_c/conv2d_direct_tile__avx512.c", AVX512_FLAGS),
         ("src_c/conv2d_backward_weight_tile__avx2.c", AVX2_FLAGS),
         ("src_c/conv2d_backward_weight_tile__avx512.c", AVX512_FLAGS),
+        ("src_c/pack_kmajor__avx2.c", AVX2_FLAGS),
         ("src_c/pack_kmajor__avx512.c", AVX512_FLAGS),
         ("src_c/copy_strided__avx512.c", AVX512_FLAGS),
         ("src_c/conv2d_direct_filter_tile__avx2.c", AVX2_FLAGS),

@@ -21,8 +21,8 @@ import numpy as np
 from fastconv._geometry import empty_aligned
 from fastconv._kernels cimport (
     FC_GEMM_MAX_TILE, FC_ISA_AVX2, FC_ISA_AVX512, FC_STORE_ADD, FC_STORE_SET, FC_STORE_STREAM,
-    fc_dconv2d_direct_row__generic, fc_dpack_kmajor__generic, fc_kernel_table,
-    fc_kernel_table_for, fc_sconv2d_direct_row__generic, fc_spack_kmajor__generic,
+    fc_dconv2d_direct_row__generic, fc_kernel_table, fc_kernel_table_for,
+    fc_sconv2d_direct_row__generic,
 )
 
 cdef extern from *:
@@ -1418,32 +1418,33 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     Both give the same bits, so the choice may depend on the batch.
 
     Streaming needs filters that come from memory anyway (GEMM_STREAM_MIN_FILTER_BYTES) and a
-    streaming kernel (AVX2, AVX-512). Where the packed GEMM's filter pack is vectorised
-    (AVX-512 float32) that GEMM keeps its lane advantage, so streaming must not compute more
-    than 8/7 of its rows, counted in whole 48-pixel panels against 14-pixel rows. The ratios
-    were measured on one core when a last panel still ran three vectors, as the rule counts
-    (it now runs one or two where fewer pixels are left; not yet measured on AVX-512, so the
-    rule was left as measured). Streaming / packed, asv Conv2dSmallPlaneDrivers re-measures
-    Q=36, 64 and 288: Q=36 48 vs 42 lanes 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70
-    1.13x; Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere the
-    pack is scalar and streaming measured 0.44-0.63x for every Q from 1 to 288 (AVX2 float32,
-    AVX-512 float64).
+    streaming kernel (AVX2, AVX-512). With AVX-512 float32 the packed GEMM (16x16 transposing
+    pack, 14-pixel rows) keeps its lane advantage, so streaming must not compute more than 8/7
+    of its rows, counted in whole 48-pixel panels against 14-pixel rows. The ratios were
+    measured on one core when a last panel still ran three vectors, as the rule counts (it now
+    runs one or two where fewer pixels are left; not yet measured on AVX-512, so the rule was
+    left as measured). Streaming / packed, asv Conv2dSmallPlaneDrivers re-measures Q=36, 64
+    and 288: Q=36 48 vs 42 lanes 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70 1.13x;
+    Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Everywhere else
+    streaming wins: with AVX-512 float64 (scalar pack) 0.44-0.63x for every Q from 1 to 288;
+    with AVX2, whose pack is vectorised too (8x8 transposes), 0.77-1.01x in float32 for Q=8
+    to 288 (1.03-1.12x at Q=1) and 0.57-0.99x in float64 (1024 7x7x512 filters, the two
+    drivers alternating in one process, one thread).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
-    cdef bint has_kernel, fast_pack
+    cdef bint has_kernel
     cdef Py_ssize_t stream_columns, packed_rows
     if single:
         has_kernel = kernels.sgemm_stream_ukernel != NULL
-        fast_pack = kernels.spack_kmajor != fc_spack_kmajor__generic
         stream_columns, packed_rows = kernels.sgemm_stream_nr, kernels.sgemm_mr
     else:
         has_kernel = kernels.dgemm_stream_ukernel != NULL
-        fast_pack = kernels.dpack_kmajor != fc_dpack_kmajor__generic
         stream_columns, packed_rows = kernels.dgemm_stream_nr, kernels.dgemm_mr
     if not has_kernel or filter_bytes < GEMM_STREAM_MIN_FILTER_BYTES:
         return False
-    return not fast_pack or (7 * ((Q + stream_columns - 1) // stream_columns * stream_columns)
-                             <= 8 * ((Q + packed_rows - 1) // packed_rows * packed_rows))
+    return not (isa == FC_ISA_AVX512 and single) or (
+        7 * ((Q + stream_columns - 1) // stream_columns * stream_columns)
+        <= 8 * ((Q + packed_rows - 1) // packed_rows * packed_rows))
 
 
 def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
@@ -1521,9 +1522,9 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             _fill_rows(c_rows, task.nf, QB, QB, &bias[0], has_bias, task.g * KG + task.f_begin)
             _fill_rows(c_rows + task.nf * QB, (task.nf + MR - 1) // MR * MR - task.nf, QB, QB,
                        &bias[0], False, 0)
-            for kb in range((R + KC - 1) // KC):
-                k0 = kb * KC
-                kc = min(KC, R - k0)
+            for kb in range((R + GEMM_KC - 1) // GEMM_KC):
+                k0 = kb * GEMM_KC
+                kc = min(GEMM_KC, R - k0)
                 _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, task.q0,
                                         task.qc, NR, b_packed)
                 _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
@@ -1616,6 +1617,18 @@ cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssi
                         y_rows[(fr * MR + i) * P + p0 + j] += c_tile[i * NR + j]
                     else:
                         y_rows[(fr * MR + i) * P + p0 + j] = c_tile[i * NR + j]
+
+
+def pack_kmajor(const floating[:, ::1] src, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t panel,
+                int isa, floating[::1] dst):
+    """dst[:kc * panel] := the ISA path's k-major GEMM pack of the first kc columns of src's
+    first `rows` rows (zero lanes past them): the packing kernel alone, for its tests."""
+    if not (0 <= rows <= min(panel, src.shape[0]) and 0 <= kc <= src.shape[1]
+            and dst.shape[0] >= kc * panel):
+        raise ValueError("pack_kmajor: rows, kc or dst out of range")
+    if kc and panel:
+        _pack_kmajor(fc_kernel_table_for(isa), &src[0, 0], src.shape[1], rows, kc, panel,
+                     &dst[0])
 
 
 def has_streaming_kernel(int isa):

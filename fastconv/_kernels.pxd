@@ -159,10 +159,6 @@ cdef extern from "fastconv_kernels.h" nogil:
         fc_dconv2d_direct_single_filter_fn ddirect_single_filter
 
     int fc_cpu_supports(int isa)
-    void fc_spack_kmajor__generic(const float *src, Py_ssize_t row_stride, Py_ssize_t rows,
-                                  Py_ssize_t kc, Py_ssize_t panel, float *dst)
-    void fc_dpack_kmajor__generic(const double *src, Py_ssize_t row_stride, Py_ssize_t rows,
-                                  Py_ssize_t kc, Py_ssize_t panel, double *dst)
     const fc_kernel_table *fc_kernel_table_for(int isa)
 
     void fc_sconv2d_direct_row__generic(

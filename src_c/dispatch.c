@@ -38,7 +38,7 @@ static const fc_kernel_table avx2_table = {
     6, 8, fc_sconv2d_direct_tile_6x16__avx2, "fc_sconv2d_direct_tile_6x16__avx2",
     6, 4, fc_dconv2d_direct_tile_6x8__avx2, "fc_dconv2d_direct_tile_6x8__avx2",
     2, 4, fc_sconv2d_backward_weight_tile_2x4__avx2, fc_dconv2d_backward_weight_tile_2x4__avx2,
-    fc_spack_kmajor__generic, fc_dpack_kmajor__generic,
+    fc_spack_kmajor__avx2, fc_dpack_kmajor__avx2,
     fc_scopy_strided__avx2, fc_dcopy_strided__avx2,
     fc_sadd_strided__generic, fc_dadd_strided__generic,
     6, 16, fc_sconv2d_direct_filter_tile_6x16__avx2,

@@ -334,6 +334,10 @@ void fc_spack_kmajor__generic(const float *src, ptrdiff_t row_stride, ptrdiff_t 
                               ptrdiff_t kc, ptrdiff_t panel, float *dst);
 void fc_dpack_kmajor__generic(const double *src, ptrdiff_t row_stride, ptrdiff_t rows,
                               ptrdiff_t kc, ptrdiff_t panel, double *dst);
+void fc_spack_kmajor__avx2(const float *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                           ptrdiff_t kc, ptrdiff_t panel, float *dst);
+void fc_dpack_kmajor__avx2(const double *src, ptrdiff_t row_stride, ptrdiff_t rows,
+                           ptrdiff_t kc, ptrdiff_t panel, double *dst);
 void fc_spack_kmajor__avx512(const float *src, ptrdiff_t row_stride, ptrdiff_t rows,
                              ptrdiff_t kc, ptrdiff_t panel, float *dst);
 

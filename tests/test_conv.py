@@ -428,15 +428,33 @@ def test_streaming_filters_gemm_matches_oracle_on_random_geometries(
     assert_matches_reference(y, x, w, b, **case.reference_kwargs())
 
 
+@given(rows=st.integers(0, 32), extra_columns=st.integers(0, 9), kc=st.integers(1, 40),
+       panel=st.sampled_from([4, 6, 8, 14, 16, 32]), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**16))
+def test_gemm_pack_is_the_transposed_rows_and_writes_only_its_panel(
+        isa, rows, extra_columns, kc, panel, dtype, seed):
+    """The k-major pack (8x8 transposes on AVX2, 16x16 on AVX-512) against NumPy's transpose:
+    partial row blocks, tap counts and panel widths, and nothing written past kc * panel."""
+    from fastconv import _conv, _runtime
+    rows = min(rows, panel)
+    src = np.random.default_rng(seed).standard_normal((rows, kc + extra_columns)).astype(dtype)
+    dst = np.full(kc * panel + 9, 7.0, dtype)
+    _conv.pack_kmajor(src, rows, kc, panel, _runtime.ISA_CODES[isa], dst)
+    expected = np.zeros((kc, panel), dtype)
+    expected[:, :rows] = src[:, :kc].T
+    np.testing.assert_array_equal(dst[:kc * panel].reshape(kc, panel), expected)
+    assert (dst[kc * panel:] == 7.0).all()
+
+
 FC6_AS_CONV = dict(C=512, H=12, W=12, K=4096, FH=7, FW=7, HO=6, WO=6)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_fc_layer_streams_its_filters_where_a_streaming_kernel_exists(isa, dtype):
     """VGG's fc6 as a 7x7 convolution (411 MB of float32 filters) streams its filters on AVX2
-    and AVX-512: for 36 pixels (12x12 maps) everywhere, for 1 pixel (7x7 maps) only where the
-    packed GEMM's filter pack is not vectorised (not AVX-512 float32). Small filters and
-    planes of 64 pixels or more keep the packed GEMMs."""
+    and AVX-512: for 36 pixels (12x12 maps) everywhere, for 1 pixel (7x7 maps) everywhere but
+    AVX-512 float32 (where the packed GEMM's 14-pixel rows waste fewer lanes). Small filters
+    and planes of 64 pixels or more keep the packed GEMMs."""
     from fastconv import _conv, _runtime, conv as conv_module
     from fastconv._geometry import Conv2dGeometry
 

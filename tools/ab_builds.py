@@ -10,7 +10,7 @@ the same host. It prints the median times and the median of the per-round ratios
 Usage, after building each variant in its own tree (`python setup.py build_ext --inplace`)
 and copying its `fastconv/` directory aside:
 
-    PYTHONPATH=tree_a python tools/ab_builds.py tree_b [--threads 1] [--op fwd|dx]
+    PYTHONPATH=tree_a python tools/ab_builds.py tree_b [--threads 1] [--op fwd|dx|dw]
         [--cases vgg_conv5_2,4x512x28x28x1024x1x2x0x1] [--seconds 6] [--cold]
 
 Cases are names of the standard suite (fastconv/bench_cases.py) or N x C x H x W x K x F x
@@ -53,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("other", help="tree holding build B's fastconv/_conv*.so")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--op", choices=("fwd", "dx"), default="fwd")
+    parser.add_argument("--op", choices=("fwd", "dx", "dw"), default="fwd")
     parser.add_argument("--cases", default="vgg_conv5_2")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--cold", action="store_true")
@@ -79,16 +79,16 @@ def main():
         for label, module in modules.items():
             def call(module=module):
                 conv_module._conv = module
-                if args.op == "dx":
-                    return BACKWARD[0](dy, x, w, S, P, D)
+                if args.op in ("dx", "dw"):
+                    return BACKWARD[0 if args.op == "dx" else 1](dy, x, w, S, P, D)
                 return fastconv.conv2d(x, w, stride=S, padding=P, dilation=D)
             calls[label] = call
         if torch is not None:
             xt, wt, dyt = (torch.from_numpy(a) for a in (x, w, dy))
-            if args.op == "dx":
+            if args.op in ("dx", "dw"):
                 calls["PyTorch"] = lambda: torch.ops.aten.convolution_backward(
                     dyt, xt, wt, None, [S, S], [P, P], [D, D], False, [0, 0], 1,
-                    [True, False, False])
+                    [args.op == "dx", args.op == "dw", False])
             else:
                 calls["PyTorch"] = lambda: torch.nn.functional.conv2d(
                     xt, wt, stride=S, padding=P, dilation=D)
