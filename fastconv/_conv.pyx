@@ -1522,9 +1522,9 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             _fill_rows(c_rows, task.nf, QB, QB, &bias[0], has_bias, task.g * KG + task.f_begin)
             _fill_rows(c_rows + task.nf * QB, (task.nf + MR - 1) // MR * MR - task.nf, QB, QB,
                        &bias[0], False, 0)
-            for kb in range((R + GEMM_KC - 1) // GEMM_KC):
-                k0 = kb * GEMM_KC
-                kc = min(GEMM_KC, R - k0)
+            for kb in range((R + KC - 1) // KC):
+                k0 = kb * KC
+                kc = min(KC, R - k0)
                 _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, task.q0,
                                         task.qc, NR, b_packed)
                 _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
