@@ -40,6 +40,7 @@ ISA_SOURCES = [
 if IS_X86_64:
     ISA_SOURCES += [
         ("src_c/gemm_ukernel__avx2.c", AVX2_FLAGS),
+        ("src_c/gemm_few_pixels_ukernel__avx2.c", AVX2_FLAGS),
         ("src_c/gemm_ukernel__avx512.c", AVX512_FLAGS),
         ("src_c/maxpool2d_row__avx2.c", AVX2_FLAGS),
         ("src_c/maxpool2d_row__avx512.c", AVX512_FLAGS),

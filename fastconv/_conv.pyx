@@ -84,6 +84,9 @@ cdef enum:
     GEMM_STREAM_PIXEL_PANELS = 8
     GEMM_STREAM_TAPS = 2048
     GEMM_STREAM_C_BYTES = 524288
+    # Most pixels (over the batch) of a layer that streams its filters through the few-pixel
+    # kernel: it keeps 2 accumulators per pixel beside the 8 transposed taps (16 registers).
+    GEMM_FEW_PIXELS = 4
     # conv2d_pointwise: pixel panels per task. Small enough that one 56x56 image gives 17
     # tasks (the two threads split a batch of one evenly), large enough that a task's next
     # panel, whose lines its calls prefetch, is usually its own.
@@ -1407,6 +1410,28 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
                                 NULL)
 
 
+cdef void _few_pixels_block(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *w,
+                            Py_ssize_t R, Py_ssize_t nf, Py_ssize_t MR,
+                            const floating *b_packed, Py_ssize_t b_row_stride,
+                            Py_ssize_t pixels, floating *c, Py_ssize_t ldc) noexcept nogil:
+    """c[0:nf, 0:pixels] += w[0:nf, 0:kc] (rows R apart) @ b_packed's kc rows of pixels, MR
+    rows at a time, one few-pixel kernel call per GEMM_KC taps (the packed GEMMs' blocks): each
+    row is read in one run of kc, MR rows side by side. The kernel reads no row past nf."""
+    cdef Py_ssize_t fr, block, k0, rows
+    for fr in range((nf + MR - 1) // MR):
+        rows = min(MR, nf - fr * MR)
+        for block in range((kc + GEMM_KC - 1) // GEMM_KC):
+            k0 = block * GEMM_KC
+            if floating is float:
+                kernels.sgemm_few_pixels_ukernel(
+                    min(GEMM_KC, kc - k0), w + fr * MR * R + k0, R, rows,
+                    b_packed + k0 * b_row_stride, b_row_stride, pixels, c + fr * MR * ldc, ldc)
+            else:
+                kernels.dgemm_few_pixels_ukernel(
+                    min(GEMM_KC, kc - k0), w + fr * MR * R + k0, R, rows,
+                    b_packed + k0 * b_row_stride, b_row_stride, pixels, c + fr * MR * ldc, ldc)
+
+
 # Filters of at least this many bytes per group are read from memory on every call (no L2, nor
 # a fair share of a shared L3, holds them): then streaming them can pay.
 GEMM_STREAM_MIN_FILTER_BYTES = 16 << 20
@@ -1461,9 +1486,17 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     (a transposing pass that waits on memory, then the FMAs). Here the micro-kernel broadcasts
     MR filters' taps straight from their rows, so the hardware prefetchers stream them while
     the FMAs run, against the batch's pixels packed NR to a panel along the vector lanes (48
-    floats with AVX-512). A task owns a block of filters and a block of up to GEMM_STREAM_PIXEL_PANELS
-    pixel panels; each filter's block of taps is read from memory once per pixel block and from
+    floats with AVX-512). A task owns a block of filters and a block of up to
+    GEMM_STREAM_PIXEL_PANELS pixel panels; each filter's block of taps is read from memory once per pixel block and from
     cache for its other panels.
+
+    With at most GEMM_FEW_PIXELS pixels (an FC layer at batch 1: VGG's fc6 on 7x7 maps), the
+    broadcasting kernel would run one FMA chain per filter row, bound by the FMA latency. Where
+    the path has the few-pixel kernel (AVX2), it reads 16 filter rows at once instead, turns
+    them around in registers and keeps a chain per 8 filters, so the filters' stream from
+    memory sets the pace: fc6 at batch 1 (1x512x7x7, 4096 filters) 61 -> 39 ms at one thread,
+    36 -> 23 ms at two; batch 4 63 -> 49 and 32 -> 25 (tools/ab_builds.py against the
+    broadcasting kernel, in one process; PyTorch's conv2d takes 270-430 ms there).
 
     Every output is the bias plus the same GEMM_KC-long blocks of products, each summed from
     zero in increasing order, as in `conv2d_im2col` and `conv2d_im2col_over_batch`: the bits
@@ -1482,6 +1515,13 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
         MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
     else:
         MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
+    # A batch of at most GEMM_FEW_PIXELS pixels runs the few-pixel kernel where the path has
+    # one, on blocks of its MR filter rows; the pixels are packed as for streaming.
+    cdef bint few_pixels = Q <= GEMM_FEW_PIXELS and (
+        kernels.sgemm_few_pixels_ukernel != NULL if floating is float
+        else kernels.dgemm_few_pixels_ukernel != NULL)
+    if few_pixels:
+        MR = kernels.sgemm_few_pixels_mr if floating is float else kernels.dgemm_few_pixels_mr
     cdef Py_ssize_t panels = min((Q + NR - 1) // NR, GEMM_STREAM_PIXEL_PANELS)
     cdef Py_ssize_t QB = panels * NR, pixel_blocks = (Q + QB - 1) // QB
     cdef Py_ssize_t KC = max(1, GEMM_STREAM_TAPS // panels // GEMM_KC) * GEMM_KC
@@ -1527,8 +1567,12 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
                 kc = min(KC, R - k0)
                 _pack_im2col_over_batch(kernels, x_group, image_stride, &s, k0, kc, task.q0,
                                         task.qc, NR, b_packed)
-                _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
-                                        b_packed, task.qc, c_rows, QB, edge_rows)
+                if few_pixels:
+                    _few_pixels_block(kernels, kc, w_filters + k0, R, task.nf, MR, b_packed,
+                                      NR, task.qc, c_rows, QB)
+                else:
+                    _stream_broadcast_block(kernels, kc, w_filters + k0, R, task.nf, MR, NR,
+                                            b_packed, task.qc, c_rows, QB, edge_rows)
             _store_small_plane(&y[0, 0, 0, 0], c_rows, 1, QB, task, KG, K, P)
 
 cdef void _pointwise_panel(const fc_kernel_table *kernels, Py_ssize_t MR, Py_ssize_t NR,

@@ -28,6 +28,16 @@ cdef extern from "fastconv_kernels.h" nogil:
                                                 Py_ssize_t b_row_stride, double *c,
                                                 Py_ssize_t ldc, Py_ssize_t columns,
                                                 const double *b_prefetch, int accumulate) noexcept nogil
+    ctypedef void (*fc_sgemm_few_pixels_ukernel_fn)(Py_ssize_t kc, const float *w,
+                                                    Py_ssize_t w_row_stride, Py_ssize_t rows,
+                                                    const float *b, Py_ssize_t b_row_stride,
+                                                    Py_ssize_t pixels, float *c,
+                                                    Py_ssize_t ldc) noexcept nogil
+    ctypedef void (*fc_dgemm_few_pixels_ukernel_fn)(Py_ssize_t kc, const double *w,
+                                                    Py_ssize_t w_row_stride, Py_ssize_t rows,
+                                                    const double *b, Py_ssize_t b_row_stride,
+                                                    Py_ssize_t pixels, double *c,
+                                                    Py_ssize_t ldc) noexcept nogil
 
     ctypedef void (*fc_smaxpool2d_row_fn)(
         const float *x, float *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
@@ -157,6 +167,12 @@ cdef extern from "fastconv_kernels.h" nogil:
         const char *dgemm_stream_ukernel_name
         fc_sconv2d_direct_single_filter_fn sdirect_single_filter
         fc_dconv2d_direct_single_filter_fn ddirect_single_filter
+        int sgemm_few_pixels_mr
+        fc_sgemm_few_pixels_ukernel_fn sgemm_few_pixels_ukernel
+        const char *sgemm_few_pixels_ukernel_name
+        int dgemm_few_pixels_mr
+        fc_dgemm_few_pixels_ukernel_fn dgemm_few_pixels_ukernel
+        const char *dgemm_few_pixels_ukernel_name
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

@@ -33,13 +33,16 @@ cdef _name(const char *name):
 
 
 def kernel_names(str isa):
-    """The micro-kernel names of one ISA path: {"gemm" | "gemm_stream" | "direct" |
-    "direct_filters": {dtype name: kernel name, or None where the path has no such kernel}}."""
+    """The micro-kernel names of one ISA path: {"gemm" | "gemm_stream" | "gemm_few_pixels" |
+    "direct" | "direct_filters": {dtype name: kernel name, or None where the path has no such
+    kernel}}."""
     cdef const fc_kernel_table *table = fc_kernel_table_for(ISA_CODES[isa])
     return {"gemm": {"float32": table.sgemm_ukernel_name.decode(),
                      "float64": table.dgemm_ukernel_name.decode()},
             "gemm_stream": {"float32": _name(table.sgemm_stream_ukernel_name),
                             "float64": _name(table.dgemm_stream_ukernel_name)},
+            "gemm_few_pixels": {"float32": _name(table.sgemm_few_pixels_ukernel_name),
+                                "float64": _name(table.dgemm_few_pixels_ukernel_name)},
             "direct": {"float32": table.sdirect_tile_name.decode(),
                        "float64": table.ddirect_tile_name.decode()},
             "direct_filters": {"float32": table.sdirect_filter_tile_name.decode(),

@@ -18,7 +18,9 @@ def config_lines():
         f"GEMM micro-kernels: float32 {names['gemm']['float32']}, "
         f"float64 {names['gemm']['float64']}; streaming the filters (FC layers): "
         f"float32 {names['gemm_stream']['float32'] or 'none'}, "
-        f"float64 {names['gemm_stream']['float64'] or 'none'}",
+        f"float64 {names['gemm_stream']['float64'] or 'none'}; "
+        f"for 1-4 pixels: float32 {names['gemm_few_pixels']['float32'] or 'none'}, "
+        f"float64 {names['gemm_few_pixels']['float64'] or 'none'}",
         f"direct tiles: float32 {names['direct']['float32']}, "
         f"float64 {names['direct']['float64']}; with filters along the lanes: "
         f"float32 {names['direct_filters']['float32']}, "

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "fastconv_kernels.h"
+#include "transpose_8x8__avx2.h"
 
 #define FC_MR 6
 /* No band-pixel prefetches: with 12 FMAs a tap, their two prefetches and the offset they read
@@ -39,59 +40,8 @@
  * The tiles' stores: the pixel-major block is transposed in registers, 8 x 8 floats or 4 x 4
  * doubles at a time, and each filter's pixels stored as one run. Element by element, the float
  * store took 39% of cifar_3x3's forward (3 channels: 27 taps of products per tile) at two
- * threads. No masked stores: AMD's are microcoded, so partial runs go out in 4-, 2- and
- * 1-element pieces.
+ * threads. Partial runs go out by store_first_floats/doubles (transpose_8x8__avx2.h).
  */
-static inline __m256i float_lanes(ptrdiff_t n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-static inline __m256i double_lanes(ptrdiff_t n)
-{
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)n), _mm256_setr_epi64x(0, 1, 2, 3));
-}
-
-static inline void store_first_floats(float *dst, __m256 v, ptrdiff_t n)
-{
-    if (n == 8) {
-        _mm256_storeu_ps(dst, v);
-        return;
-    }
-    __m128 part = _mm256_castps256_ps128(v);
-    if (n >= 4) {
-        _mm_storeu_ps(dst, part);
-        part = _mm256_extractf128_ps(v, 1);
-        dst += 4;
-        n -= 4;
-    }
-    if (n >= 2) {
-        _mm_storel_pi((__m64 *)dst, part);
-        part = _mm_movehl_ps(part, part);
-        dst += 2;
-        n -= 2;
-    }
-    if (n)
-        _mm_store_ss(dst, part);
-}
-
-static inline void store_first_doubles(double *dst, __m256d v, ptrdiff_t n)
-{
-    if (n == 4) {
-        _mm256_storeu_pd(dst, v);
-        return;
-    }
-    __m128d part = _mm256_castpd256_pd128(v);
-    if (n >= 2) {
-        _mm_storeu_pd(dst, part);
-        part = _mm256_extractf128_pd(v, 1);
-        dst += 2;
-        n -= 2;
-    }
-    if (n)
-        _mm_store_sd(dst, part);
-}
-
 void fc_sstore_filter_tile__avx2(const float *c, ptrdiff_t c_stride, ptrdiff_t pixels,
                                  ptrdiff_t kt, const float *bias, float *y, ptrdiff_t y_k_stride)
 {
@@ -104,24 +54,7 @@ void fc_sstore_filter_tile__avx2(const float *c, ptrdiff_t c_stride, ptrdiff_t p
             for (int i = 0; i < 8; i++)
                 r[i] = i < chunk ? _mm256_maskload_ps(c + (i0 + i) * c_stride + k0, filter_lanes)
                                  : _mm256_setzero_ps();
-            /* 8 x 8 transpose: r[k] becomes filter k's 8 pixels. */
-            __m256 t[8];
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-            }
-            __m256 u[8];
-            for (int i = 0; i < 8; i += 4)
-                for (int j = 0; j < 2; j++) {
-                    u[i + j] = _mm256_shuffle_ps(t[i + j], t[i + j + 2], 0x44);
-                    u[i + j + 2] = _mm256_shuffle_ps(t[i + j], t[i + j + 2], 0xEE);
-                }
-            /* u[0..3] hold pixels 0-3, u[4..7] pixels 4-7, filters (0,4) (2,6) (1,5) (3,7). */
-            const int order[4] = {0, 2, 1, 3};
-            for (int q = 0; q < 4; q++) {
-                r[order[q]] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);
-                r[order[q] + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);
-            }
+            transpose_8x8(r);   /* r[k]: filter k's 8 pixels */
             for (int k = 0; k < filters; k++) {
                 __m256 out = r[k];
                 if (bias)
@@ -145,12 +78,7 @@ void fc_dstore_filter_tile__avx2(const double *c, ptrdiff_t c_stride, ptrdiff_t 
             for (int i = 0; i < 4; i++)
                 r[i] = i < chunk ? _mm256_maskload_pd(c + (i0 + i) * c_stride + k0, filter_lanes)
                                  : _mm256_setzero_pd();
-            const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-            const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-            r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-            r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-            r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-            r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+            transpose_4x4(r);
             for (int k = 0; k < filters; k++) {
                 __m256d out = r[k];
                 if (bias)

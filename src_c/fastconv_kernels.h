@@ -342,6 +342,34 @@ void fc_spack_kmajor__avx512(const float *src, ptrdiff_t row_stride, ptrdiff_t r
                              ptrdiff_t kc, ptrdiff_t panel, float *dst);
 
 /*
+ * Few-pixel GEMM micro-kernels, for a batch of 1 to 4 pixels against filters read in place (an
+ * FC layer at batch 1):
+ *
+ *     c[i*ldc + q] += sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + q]
+ *
+ * for i < rows (1 <= rows <= MR: 16 floats, 8 doubles) and q < pixels (1 <= pixels <= 4). Each
+ * sum starts from zero, takes p in increasing order, one FMA per product, and is then added to
+ * c: bit for bit the GEMM and filter-streaming micro-kernels' blocks. Reads only the first kc
+ * elements of the `rows` rows and of b's kc rows.
+ */
+typedef void (*fc_sgemm_few_pixels_ukernel_fn)(ptrdiff_t kc, const float *w,
+                                               ptrdiff_t w_row_stride, ptrdiff_t rows,
+                                               const float *b, ptrdiff_t b_row_stride,
+                                               ptrdiff_t pixels, float *c, ptrdiff_t ldc);
+typedef void (*fc_dgemm_few_pixels_ukernel_fn)(ptrdiff_t kc, const double *w,
+                                               ptrdiff_t w_row_stride, ptrdiff_t rows,
+                                               const double *b, ptrdiff_t b_row_stride,
+                                               ptrdiff_t pixels, double *c, ptrdiff_t ldc);
+void fc_sgemm_few_pixels_ukernel_16__avx2(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
+                                          ptrdiff_t rows, const float *b,
+                                          ptrdiff_t b_row_stride, ptrdiff_t pixels, float *c,
+                                          ptrdiff_t ldc);
+void fc_dgemm_few_pixels_ukernel_8__avx2(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
+                                         ptrdiff_t rows, const double *b,
+                                         ptrdiff_t b_row_stride, ptrdiff_t pixels, double *c,
+                                         ptrdiff_t ldc);
+
+/*
  * Strided copy: dst[i] = src[i * stride] for 0 <= i < n (the column matrix of a strided layer
  * takes every stride-th input of a row). Reads and writes only those elements.
  */
@@ -417,6 +445,13 @@ typedef struct {
     const char *dgemm_stream_ukernel_name;
     fc_sconv2d_direct_single_filter_fn sdirect_single_filter;
     fc_dconv2d_direct_single_filter_fn ddirect_single_filter;
+    /* NULL where the filter-streaming kernels serve few pixels too. */
+    int sgemm_few_pixels_mr;
+    fc_sgemm_few_pixels_ukernel_fn sgemm_few_pixels_ukernel;
+    const char *sgemm_few_pixels_ukernel_name;
+    int dgemm_few_pixels_mr;
+    fc_dgemm_few_pixels_ukernel_fn dgemm_few_pixels_ukernel;
+    const char *dgemm_few_pixels_ukernel_name;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

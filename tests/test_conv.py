@@ -331,6 +331,13 @@ STREAMING_CASES = {
     "groups_2_K1402_filter_blocks_cut": Case(20, 4, 7, 7, 1402, 3, 3, groups=2, padding=1),
     "groups_3_stride_2_dilation_2": Case(4, 9, 9, 8, 30, 3, 2, stride=2, dilation=2, groups=3,
                                          padding=1),
+    # At most GEMM_FEW_PIXELS pixels over the batch: the few-pixel kernel where the path has
+    # one (AVX2): 16- or 8-row blocks with a partial last one, tap counts that are no multiple
+    # of 8 (a partial last transpose), reductions past one GEMM_STREAM_TAPS block, 1-4 pixels.
+    "few_pixels_Q1_K37_reduction_2250": Case(1, 250, 3, 3, 37, 3, 3),
+    "few_pixels_Q2_stride_3": Case(2, 5, 5, 5, 17, 3, 3, stride=3),
+    "few_pixels_Q3_N3_K19": Case(3, 20, 3, 3, 19, 3, 3),
+    "few_pixels_Q4_groups_2": Case(1, 6, 4, 4, 42, 3, 3, groups=2),
 }
 
 
