@@ -532,13 +532,16 @@ def pool_windows_in_padding(geometry):
 
 
 def check_norm_type(func, norm_type):
-    """A finite real p > 0 (2 for L2 pooling)."""
+    """A real p > 0, or +inf or -inf (PyTorch's lp_pool2d takes those as the largest or smallest
+    magnitude of each window); 2 for L2 pooling."""
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
         raise TypeError(f"{func}: norm_type must be a real number, got {_describe(norm_type)}")
     try:
-        norm_type = float(norm_type)
+        p = float(norm_type)
     except OverflowError:
-        norm_type = float("inf")
-    if not (0 < norm_type < float("inf")):
-        raise ValueError(f"{func}: norm_type must be a finite number > 0, got {norm_type}")
-    return norm_type
+        # An int past float's range is no infinity (PyTorch refuses it too): not +-inf pooling.
+        raise ValueError(f"{func}: norm_type must be a number > 0 within float's range, inf or "
+                         f"-inf, got {_describe(norm_type)}") from None
+    if not (p > 0 or p == -math.inf):
+        raise ValueError(f"{func}: norm_type must be a number > 0, inf or -inf, got {p}")
+    return p

@@ -241,7 +241,8 @@ class AvgPool2D(_Pool):
 
 class LPPool2D(_Pool):
     """Power-average (Lp) pooling layer, as PyTorch's ``nn.LPPool2d``; L2 pooling with
-    ``norm_type=2`` (see `fastconv.lp_pool2d`)."""
+    ``norm_type=2``, the largest or smallest ``|x|`` of each window with ``norm_type=inf`` or
+    ``-inf`` (see `fastconv.lp_pool2d`)."""
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         super().__init__()

@@ -219,6 +219,23 @@ def _window_sums(x, g):
     return sums
 
 
+def _signs(x):
+    """-1, 0 or 1 for each element of x, 0 at NaN: torch's ``sgn``, by which its autograd
+    multiplies the gradient of ``abs`` (np.sign gives NaN at NaN)."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+def _extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode):
+    """PyTorch's lp_pool2d at p = +inf and -inf, which it defines as ``max_pool2d(|x|)`` and
+    ``-max_pool2d(-|x|)`` (no padding, no dilation). x: (N, C, H, W). Returns (y, indices), the
+    indices of the chosen elements in max_pool2d's convention (first in window order on ties,
+    NaN chosen)."""
+    magnitudes = np.abs(x) if p > 0 else -np.abs(x)
+    y, indices = max_pool2d(magnitudes, kernel_size, stride, 0, 1, ceil_mode,
+                            return_indices=True)
+    return (y if p > 0 else -y), indices
+
+
 def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """2-D power-average (Lp) pooling, as PyTorch's ``lp_pool2d``: the p-norm of each window,
     ``(sum x**p) ** (1/p)``; ``norm_type=2`` is L2 pooling.
@@ -227,7 +244,9 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     ----------
     x : ndarray, shape (N, C, H, W) or (C, H, W)
     norm_type : float
-        p > 0. With a non-integer p, negative inputs give NaN (as ``x**p`` does).
+        p > 0, or ``inf`` (the largest ``|x|`` of each window, ``max_pool2d(abs(x))``) or
+        ``-inf`` (the smallest, ``-max_pool2d(-abs(x))``), as PyTorch. With a non-integer
+        finite p, negative inputs give NaN (as ``x**p`` does).
     kernel_size, stride, ceil_mode
         As in `max_pool2d` (no padding). With ``ceil_mode=True`` a partial last window gives the
         p-norm of the elements it covers (PyTorch instead rescales it by the full window size
@@ -241,10 +260,15 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     --------
     >>> lp_pool2d(np.full((1, 1, 2, 2), 3.0), 2, 2)[0, 0]
     array([[6.]])
+    >>> lp_pool2d(np.array([[[[1.0, -3.0], [2.0, 0.5]]]]), float("inf"), 2)[0, 0]
+    array([[3.]])
     """
     func = "lp_pool2d"
     p = check_norm_type(func, norm_type)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, 0, 1, ceil_mode)
+    if math.isinf(p):
+        return _unbatch(_extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode)[0],
+                        batched)
     powered = x * x if p == 2 else np.power(x, x.dtype.type(p))
     sums = _window_sums(powered, g)
     y = np.sqrt(sums) if p == 2 else np.power(sums, sums.dtype.type(1 / p))
@@ -255,7 +279,10 @@ def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
     """Gradient of `lp_pool2d` with respect to its input.
 
     ``dx = x**(p-1) * sum over the windows containing x of dy / y**(p-1)``; a window whose
-    p-norm y is 0 contributes 0 (not NaN).
+    p-norm y is 0 contributes 0 (not NaN). At p = +-inf, as PyTorch's autograd of its
+    definition: each dy goes to the element `lp_pool2d` chose (max_pool2d's rule: the first in
+    window order on ties, a NaN if there is one), times the sign of that element (0 at 0 and at
+    NaN, as torch's gradient of ``abs``).
 
     Parameters
     ----------
@@ -273,6 +300,9 @@ def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
     p = check_norm_type(func, norm_type)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, 0, 1, ceil_mode)
     dy = check_gradient(func, dy, ("x", x), g.output_shape, batched, "the forward output's shape")
+    if math.isinf(p):
+        _, indices = _extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode)
+        return _unbatch(max_pool2d_backward(dy, indices, x.shape) * _signs(x), batched)
     t = x.dtype.type
     powered = x * x if p == 2 else np.power(x, t(p))
     y = _window_sums(powered, g)

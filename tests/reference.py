@@ -380,10 +380,21 @@ def avg_pool2d_backward_reference(dy, input_shape, kernel_size, stride=None, pad
     return dx
 
 
+def _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode):
+    """PyTorch's lp_pool2d at p = +inf / -inf, by its definition: max_pool2d(|x|) and
+    -max_pool2d(-|x|) with no padding. Returns (y, indices) as max_pool2d_reference does."""
+    magnitude = np.abs(x) if p > 0 else -np.abs(x)
+    y, indices = max_pool2d_reference(magnitude, kernel_size, stride, 0, 1, ceil_mode)
+    return (y if p > 0 else -y), indices
+
+
 def lp_pool2d_reference(x, p, kernel_size, stride=None, ceil_mode=False):
     """Power-average pooling in float64: (sum over the window's input elements of x**p) ** (1/p).
-    No padding; with ceil_mode a partial last window covers the elements it has."""
+    No padding; with ceil_mode a partial last window covers the elements it has. p = +inf / -inf
+    give the largest / smallest |x| of each window (NaN if the window holds one)."""
     x = np.asarray(x, dtype=np.float64)
+    if np.isinf(p):
+        return _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode)[0]
     N, C, H, W = x.shape
     y = np.zeros(avg_pool2d_output_shape(x.shape, kernel_size, stride, 0, ceil_mode))
     for ho, wo, (h0, h1, w0, w1), _, _ in _avg_windows(H, W, kernel_size, stride, 0, ceil_mode):
@@ -397,9 +408,24 @@ def lp_pool2d_reference(x, p, kernel_size, stride=None, ceil_mode=False):
 
 def lp_pool2d_backward_reference(dy, x, p, kernel_size, stride=None, ceil_mode=False):
     """The gradient of lp_pool2d_reference: d y / d x[h, w] = x[h, w]**(p-1) / y**(p-1) for every
-    element of y's window, a window with y == 0 contributing 0. Returns x's shape in float64."""
+    element of y's window, a window with y == 0 contributing 0. At p = +inf / -inf, torch's
+    autograd of its definition: dy[ho, wo] added at the element the window chose (max-pool's
+    index), times that element's sign (torch's sgn: 0 at 0 and at NaN). Returns x's shape in
+    float64."""
     dy = np.asarray(dy, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
+    if np.isinf(p):
+        _, indices = _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode)
+        N, C, H, W = x.shape
+        dx = np.zeros((N, C, H, W))
+        for n in range(N):
+            for c in range(C):
+                for ho in range(dy.shape[2]):
+                    for wo in range(dy.shape[3]):
+                        h, w = divmod(int(indices[n, c, ho, wo]), W)
+                        dx[n, c, h, w] += dy[n, c, ho, wo]
+        sign = np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+        return dx * sign
     N, C, H, W = x.shape
     y = lp_pool2d_reference(x, p, kernel_size, stride, ceil_mode)
     dx = np.zeros((N, C, H, W))

@@ -771,7 +771,7 @@ def check_avg_pool2d_backward(args, dx):
 @st.composite
 def lp_pool2d_arguments(draw):
     x = draw(pool_input())
-    valid = dict(x=x, norm_type=draw(st.sampled_from([1, 2, 3, 2.5])),
+    valid = dict(x=x, norm_type=draw(st.sampled_from([1, 2, 3, 2.5, math.inf, -math.inf])),
                  kernel_size=draw(st.sampled_from([1, 2, 3, (2, 1)])),
                  stride=draw(st.sampled_from([None, 1, 2])), ceil_mode=draw(st.booleans()))
     hostile = dict(x=hostile_arrays(x), norm_type=hostile_reals(), kernel_size=hostile_ints(),
@@ -781,11 +781,17 @@ def lp_pool2d_arguments(draw):
 
 
 def _norm(args):
+    """p > 0 or +-inf (PyTorch's max / min of |x|); an int past float's range is no infinity."""
     p = args["norm_type"]
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not (
-            0 < float(p) < math.inf):
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise Violation(f"accepted norm_type={p!r}")
-    return float(p)
+    try:
+        value = float(p)
+    except OverflowError:
+        raise Violation(f"accepted norm_type={p!r}") from None
+    if not (value > 0 or value == -math.inf):
+        raise Violation(f"accepted norm_type={p!r}")
+    return value
 
 
 def check_lp_pool2d(args, y):
@@ -820,7 +826,7 @@ def check_lp_pool2d_backward(args, dx):
     p = _norm(args)
     with np.errstate(all="ignore"):
         ref = lp_pool2d_backward_reference(_batched(dy), _batched(x), p, **kwargs)
-    if p != int(p):
+    if math.isfinite(p) and p != int(p):
         # x**(p-1) is NaN at a negative x, and so is dx there even outside every window
         # (0 * NaN), as in PyTorch's autograd; the oracle says 0. Compare the rest.
         ref = np.where(_batched(x) < 0, np.nan, ref)

@@ -144,6 +144,16 @@ def test_lp_pool2d_with_p2_backward_matches_finite_differences_on_positive_input
     assert_gradients_match_finite_differences(LPPool2D(2, **kwargs), x, samples=40)
 
 
+@pytest.mark.parametrize("p", [float("inf"), -float("inf")], ids=["inf", "minus_inf"])
+def test_lp_pool2d_at_infinite_p_backward_matches_finite_differences(p):
+    # Magnitudes pairwise apart and away from 0, of either sign: no ties, no kink of |x|.
+    rng = np.random.default_rng(8)
+    shape = (2, 2, 7, 6)
+    x = rng.choice([-1.0, 1.0], shape) * (distinct_values(rng, shape) + 2.0)
+    assert_gradients_match_finite_differences(LPPool2D(p, 3, stride=2, ceil_mode=True), x,
+                                              samples=40)
+
+
 def test_relu_backward_matches_finite_differences_away_from_zero():
     rng = np.random.default_rng(6)
     shape = (2, 3, 4, 5)
@@ -431,7 +441,7 @@ CONSTRUCTOR_ERRORS = [
     (lambda: AvgPool2D(2, ceil_mode="no"), TypeError, ("AvgPool2D", "ceil_mode", "'no'")),
     (lambda: LPPool2D(0, 2), ValueError, ("LPPool2D", "norm_type", "0")),
     (lambda: LPPool2D("2", 2), TypeError, ("LPPool2D", "norm_type", "'2'")),
-    (lambda: LPPool2D(float("inf"), 2), ValueError, ("LPPool2D", "norm_type", "inf")),
+    (lambda: LPPool2D(float("nan"), 2), ValueError, ("LPPool2D", "norm_type", "nan")),
     (lambda: LPPool2D(2, 0), ValueError, ("LPPool2D", "kernel_size", "0")),
     (lambda: LPPool2D(2, 2, stride=0), ValueError, ("LPPool2D", "stride", "0")),
     (lambda: Linear(0, 3), ValueError, ("Linear", "in_features", "0")),

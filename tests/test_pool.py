@@ -716,6 +716,51 @@ def test_lp_pool_and_backward_match_oracle_on_random_geometries(case, dtype, p, 
                  lp_pool2d_backward_reference(np.abs(dy), x, p, **case.lp_kwargs()), dtype)
 
 
+INFINITE_NORMS = [float("inf"), -float("inf")]
+
+
+@pytest.mark.parametrize("p", INFINITE_NORMS, ids=["inf", "minus_inf"])
+def test_lp_pool_at_infinite_p_on_a_hand_computed_example(p):
+    # Window of [[1, -3], [2, 0.5]]: the largest |x| is -3's, the smallest 0.5's; the gradient
+    # goes there times the element's sign.
+    x = np.array([[[[1.0, -3.0], [2.0, 0.5]]]])
+    largest = p > 0
+    np.testing.assert_array_equal(lp_pool2d(x, p, 2), [[[[3.0 if largest else 0.5]]]])
+    expected = [[0, -1], [0, 0]] if largest else [[0, 0], [0, 1]]
+    np.testing.assert_array_equal(lp_pool2d_backward(np.ones((1, 1, 1, 1)), x, p, 2)[0, 0],
+                                  expected)
+
+
+@pytest.mark.parametrize("p", INFINITE_NORMS, ids=["inf", "minus_inf"])
+def test_lp_pool_at_infinite_p_ties_zeros_and_nan_follow_max_pool(p):
+    # Ties go to the first element in window order, a NaN wins, and the gradient at 0 or NaN is
+    # 0 (torch's gradient of abs there), not NaN.
+    x = np.array([[[[-2.0, 2.0, 0.0, -0.0, 1.0, np.nan],
+                    [2.0, -2.0, -0.0, 0.0, np.nan, 5.0]]]])
+    y = lp_pool2d(x, p, 2)
+    np.testing.assert_array_equal(y, [[[[2.0, 0.0, np.nan]]]])
+    dx = lp_pool2d_backward(np.full((1, 1, 1, 3), 4.0), x, p, 2)
+    np.testing.assert_array_equal(dx[0, 0], [[-4, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("name", LP_CASES)
+@pytest.mark.parametrize("data", ["integer_ties", "nan_inf", "uniform"])
+@pytest.mark.parametrize("p", INFINITE_NORMS, ids=["inf", "minus_inf"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_lp_pool_at_infinite_p_matches_oracle(isa, dtype, p, data, name):
+    case = POOL_CASES[name]
+    x = case_input(name, dtype, data)
+    ref = lp_pool2d_reference(x, p, **case.lp_kwargs())
+    y = lp_pool2d(x, p, **case.lp_kwargs())
+    assert y.dtype == dtype
+    assert np.array_equal(y, ref, equal_nan=True)  # a chosen element: exact
+    dy = np.random.default_rng(5).uniform(-1, 1, ref.shape).astype(dtype)
+    assert_close(lp_pool2d_backward(dy, x, p, **case.lp_kwargs()),
+                 lp_pool2d_backward_reference(dy, x, p, **case.lp_kwargs()),
+                 lp_pool2d_backward_reference(np.abs(dy), np.abs(x), p, **case.lp_kwargs()),
+                 dtype)
+
+
 # ---------------------------------------------------------------------------------------------
 # Threads, unbatched inputs, untouched inputs, empty batches
 # ---------------------------------------------------------------------------------------------
@@ -924,19 +969,26 @@ def test_bad_count_include_pad_or_divisor_override_is_refused(name, kwargs, exc,
 
 @pytest.mark.parametrize("name", ["lp_pool2d", "lp_pool2d_backward"])
 @pytest.mark.parametrize("value, exc, shown", [
-    (0, ValueError, "norm_type must be a finite number > 0, got 0.0"),
-    (-1, ValueError, "norm_type must be a finite number > 0, got -1.0"),
-    (-0.5, ValueError, "norm_type must be a finite number > 0, got -0.5"),
-    (float("inf"), ValueError, "norm_type must be a finite number > 0, got inf"),
-    (float("nan"), ValueError, "norm_type must be a finite number > 0, got nan"),
+    (0, ValueError, "norm_type must be a number > 0, inf or -inf, got 0.0"),
+    (-1, ValueError, "norm_type must be a number > 0, inf or -inf, got -1.0"),
+    (-0.5, ValueError, "norm_type must be a number > 0, inf or -inf, got -0.5"),
+    (float("nan"), ValueError, "norm_type must be a number > 0, inf or -inf, got nan"),
+    (10**400, ValueError, "norm_type must be a number > 0 within float's range, inf or -inf, "
+                          "got 1000000"),
     ("2", TypeError, "norm_type must be a real number, got '2'"),
     (None, TypeError, "norm_type must be a real number, got None"),
     (True, TypeError, "norm_type must be a real number, got True"),
     (2 + 0j, TypeError, "norm_type must be a real number, got (2+0j)"),
 ])
-def test_norm_type_must_be_a_positive_finite_real(name, value, exc, shown):
+def test_norm_type_must_be_positive_or_infinite(name, value, exc, shown):
     with raises(exc, f"{name}: ", shown):
         CALLS[name](norm_type=value)
+
+
+@pytest.mark.parametrize("name", ["lp_pool2d", "lp_pool2d_backward"])
+@pytest.mark.parametrize("value", [float("inf"), -float("inf"), np.float32(-np.inf)])
+def test_infinite_norm_type_is_accepted(name, value):
+    assert CALLS[name](norm_type=value).shape in ((2, 3, 3, 3), X.shape)
 
 
 @pytest.mark.parametrize("name", WITH_X)

@@ -288,3 +288,20 @@ def test_lp_pool2d_and_its_gradient_match_torch(geometry, dtype, p, seed):
     ty.backward(torch.from_numpy(dy))
     assert_close_to_torch(fastconv.lp_pool2d_backward(dy, x, p, **kwargs), xt.grad.numpy(),
                           dtype)
+
+
+@given(geometry=pool_geometries(dilation=False, padding=False), dtype=DTYPE,
+       p=st.sampled_from([float("inf"), -float("inf")]),
+       kind=st.sampled_from(["integer_ties", "nan_inf"]), seed=st.integers(0, 2**16))
+def test_lp_pool2d_at_infinite_p_and_its_gradient_equal_torch(geometry, dtype, p, kind, seed):
+    # Integers in [-2, 2] hold ties of |x| (2 and -2) and zeros; nan_inf adds NaN and +-inf.
+    shape, kwargs = geometry
+    x = pool_data(shape, dtype, kind, seed)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    ty = F.lp_pool2d(xt, p, **kwargs)
+    y = fastconv.lp_pool2d(x, p, **kwargs)
+    assert y.dtype == dtype and np.array_equal(y, ty.detach().numpy(), equal_nan=True)
+    dy = np.random.default_rng(seed + 1).uniform(-1, 1, ty.shape).astype(dtype)
+    ty.backward(torch.from_numpy(dy))
+    assert_close_to_torch(fastconv.lp_pool2d_backward(dy, x, p, **kwargs), xt.grad.numpy(),
+                          dtype)
