@@ -219,6 +219,33 @@ def _window_sums(x, g):
     return sums
 
 
+def _partial_window_scales(g):
+    """(HO, WO) factors kh*kw / (input elements the window covers), or None when every window is
+    whole (always so without ceil_mode). PyTorch's lp_pool2d is ``avg_pool2d(x**p, ceil_mode) *
+    (kh*kw)``, and the average of a partial last window divides by the elements it covers: that
+    window's sum is scaled as if its missing elements held the covered ones' mean."""
+    if math.prod(g.output_shape) == 0:
+        return None
+    (KH, KW), (SH, SW) = g.kernel_size, g.stride
+    rows = np.minimum(KH, g.H - SH * np.arange(g.HO))
+    cols = np.minimum(KW, g.W - SW * np.arange(g.WO))
+    if rows.min() == KH and cols.min() == KW:
+        return None
+    return KH * KW / np.multiply.outer(rows, cols)
+
+
+def _lp_norms(x, p, g):
+    """y of lp_pool2d at a finite p for x (N, C, H, W): ``(window scale * sum x**p) ** (1/p)``,
+    and the window scales (see `_partial_window_scales`)."""
+    t = x.dtype.type
+    powered = x * x if p == 2 else np.power(x, t(p))
+    sums = _window_sums(powered, g)
+    scales = _partial_window_scales(g)
+    if scales is not None:
+        sums *= scales.astype(x.dtype)
+    return (np.sqrt(sums) if p == 2 else np.power(sums, t(1 / p))), scales
+
+
 def _signs(x):
     """-1, 0 or 1 for each element of x, 0 at NaN: torch's ``sgn``, by which its autograd
     multiplies the gradient of ``abs`` (np.sign gives NaN at NaN)."""
@@ -248,9 +275,10 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
         ``-inf`` (the smallest, ``-max_pool2d(-abs(x))``), as PyTorch. With a non-integer
         finite p, negative inputs give NaN (as ``x**p`` does).
     kernel_size, stride, ceil_mode
-        As in `max_pool2d` (no padding). With ``ceil_mode=True`` a partial last window gives the
-        p-norm of the elements it covers (PyTorch instead rescales it by the full window size
-        over the covered size).
+        As in `max_pool2d` (no padding). With ``ceil_mode=True`` a partial last window's sum is
+        scaled by ``kh*kw / (elements it covers)`` before the root, as PyTorch's
+        ``avg_pool2d(x**p) * (kh*kw)`` does (it averages over the covered elements only): a
+        window covering ``a`` and ``b`` of a 2 x 2 kernel gives ``(2 * (a**p + b**p)) ** (1/p)``.
 
     Returns
     -------
@@ -269,17 +297,15 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     if math.isinf(p):
         return _unbatch(_extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode)[0],
                         batched)
-    powered = x * x if p == 2 else np.power(x, x.dtype.type(p))
-    sums = _window_sums(powered, g)
-    y = np.sqrt(sums) if p == 2 else np.power(sums, sums.dtype.type(1 / p))
-    return _unbatch(y, batched)
+    return _unbatch(_lp_norms(x, p, g)[0], batched)
 
 
 def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Gradient of `lp_pool2d` with respect to its input.
 
-    ``dx = x**(p-1) * sum over the windows containing x of dy / y**(p-1)``; a window whose
-    p-norm y is 0 contributes 0 (not NaN). At p = +-inf, as PyTorch's autograd of its
+    ``dx = x**(p-1) * sum over the windows containing x of s * dy / y**(p-1)``, s being the
+    window's scale (``kh*kw / covered`` for a partial ceil_mode window, else 1); a window whose
+    y is 0 contributes 0 (not NaN). At p = +-inf, as PyTorch's autograd of its
     definition: each dy goes to the element `lp_pool2d` chose (max_pool2d's rule: the first in
     window order on ties, a NaN if there is one), times the sign of that element (0 at 0 and at
     NaN, as torch's gradient of ``abs``).
@@ -304,11 +330,11 @@ def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
         _, indices = _extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode)
         return _unbatch(max_pool2d_backward(dy, indices, x.shape) * _signs(x), batched)
     t = x.dtype.type
-    powered = x * x if p == 2 else np.power(x, t(p))
-    y = _window_sums(powered, g)
-    y = np.sqrt(y) if p == 2 else np.power(y, t(1 / p))
+    y, window_scales = _lp_norms(x, p, g)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(y == 0, t(0), dy / (y if p == 2 else np.power(y, t(p - 1))))
+    if window_scales is not None:
+        scale *= window_scales.astype(x.dtype)
     scale = aligned_contiguous(scale, dtype=x.dtype)
     spread = np.empty(x.shape, dtype=x.dtype)
     if spread.size:

@@ -388,27 +388,38 @@ def _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode):
     return (y if p > 0 else -y), indices
 
 
+def _lp_window_scale(kernel_size, count):
+    """PyTorch's lp_pool2d is avg_pool2d(x**p) * (KH*KW): a window's sum divided by the count of
+    input elements it covers (no padding), times the full window size. Returns KH*KW / count,
+    1 but for a partial last window of ceil_mode."""
+    KH, KW = _pair(kernel_size)
+    return KH * KW / count
+
+
 def lp_pool2d_reference(x, p, kernel_size, stride=None, ceil_mode=False):
-    """Power-average pooling in float64: (sum over the window's input elements of x**p) ** (1/p).
-    No padding; with ceil_mode a partial last window covers the elements it has. p = +inf / -inf
-    give the largest / smallest |x| of each window (NaN if the window holds one)."""
+    """Power-average pooling as PyTorch defines it, in float64: (scale * sum over the window's
+    input elements of x**p) ** (1/p), where scale = KH*KW / (elements the window covers), which
+    is 1 but for a partial last window of ceil_mode. No padding. p = +inf / -inf give the
+    largest / smallest |x| of each window (NaN if the window holds one)."""
     x = np.asarray(x, dtype=np.float64)
     if np.isinf(p):
         return _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode)[0]
     N, C, H, W = x.shape
     y = np.zeros(avg_pool2d_output_shape(x.shape, kernel_size, stride, 0, ceil_mode))
-    for ho, wo, (h0, h1, w0, w1), _, _ in _avg_windows(H, W, kernel_size, stride, 0, ceil_mode):
+    for ho, wo, (h0, h1, w0, w1), _, count in _avg_windows(H, W, kernel_size, stride, 0,
+                                                           ceil_mode):
         total = np.zeros((N, C))
         for h in range(h0, h1):
             for w in range(w0, w1):
                 total += x[:, :, h, w] ** p
-        y[:, :, ho, wo] = total ** (1 / p)
+        y[:, :, ho, wo] = (_lp_window_scale(kernel_size, count) * total) ** (1 / p)
     return y
 
 
 def lp_pool2d_backward_reference(dy, x, p, kernel_size, stride=None, ceil_mode=False):
-    """The gradient of lp_pool2d_reference: d y / d x[h, w] = x[h, w]**(p-1) / y**(p-1) for every
-    element of y's window, a window with y == 0 contributing 0. At p = +inf / -inf, torch's
+    """The gradient of lp_pool2d_reference: d y / d x[h, w] = scale * x[h, w]**(p-1) / y**(p-1)
+    for every element of y's window (scale as in lp_pool2d_reference), a window with y == 0
+    contributing 0. At p = +inf / -inf, torch's
     autograd of its definition: dy[ho, wo] added at the element the window chose (max-pool's
     index), times that element's sign (torch's sgn: 0 at 0 and at NaN). Returns x's shape in
     float64."""
@@ -429,10 +440,12 @@ def lp_pool2d_backward_reference(dy, x, p, kernel_size, stride=None, ceil_mode=F
     N, C, H, W = x.shape
     y = lp_pool2d_reference(x, p, kernel_size, stride, ceil_mode)
     dx = np.zeros((N, C, H, W))
-    for ho, wo, (h0, h1, w0, w1), _, _ in _avg_windows(H, W, kernel_size, stride, 0, ceil_mode):
+    for ho, wo, (h0, h1, w0, w1), _, count in _avg_windows(H, W, kernel_size, stride, 0,
+                                                           ceil_mode):
         out = y[:, :, ho, wo]
         nonzero = out != 0
         factor = np.where(nonzero, dy[:, :, ho, wo] / np.where(nonzero, out, 1) ** (p - 1), 0)
+        factor = factor * _lp_window_scale(kernel_size, count)
         for h in range(h0, h1):
             for w in range(w0, w1):
                 dx[:, :, h, w] += factor * x[:, :, h, w] ** (p - 1)

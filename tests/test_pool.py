@@ -189,6 +189,10 @@ def test_avg_and_lp_pool_references_on_hand_computed_examples():
                                   [[[[6.0]]]])
     np.testing.assert_allclose(lp_pool2d_reference(np.full((1, 1, 2, 4), 2.0), 3, 2),
                                [[[[32 ** (1 / 3)] * 2]]], rtol=1e-15)
+    # ceil_mode on 3 x 3 ones, kernel 2: the partial windows cover 2, 2 and 1 elements and are
+    # scaled by 4/2, 4/2 and 4/1 (PyTorch's average times the window size), so all give 2.
+    np.testing.assert_allclose(lp_pool2d_reference(np.ones((1, 1, 3, 3)), 2, 2, ceil_mode=True),
+                               np.full((1, 1, 2, 2), 2.0), rtol=1e-15)
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding, dilation, ceil_mode, expected", [
@@ -702,6 +706,20 @@ def test_lp_pool_gradient_at_an_all_zero_window_is_exactly_zero(dtype, p):
     np.testing.assert_array_equal(dx[0, 0, 0:2, 4:6], 0)
     ref = lp_pool2d_backward_reference(dy, x, p, 2)
     assert_close(dx, ref, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_lp_pool_partial_ceil_mode_windows_are_scaled_to_the_full_window(dtype):
+    # PyTorch's avg_pool2d(x**2) * 4 on 3 x 3 ones: every window, partial or not, gives
+    # sqrt(4) = 2; dy = 1 reaches an element as 4/covered * x / y per window containing it.
+    x = np.ones((1, 1, 3, 3), dtype)
+    y = lp_pool2d(x, 2, 2, 2, ceil_mode=True)
+    np.testing.assert_allclose(y, np.full((1, 1, 2, 2), 2.0), rtol=1e-6)
+    dx = lp_pool2d_backward(np.ones_like(y), x, 2, 2, 2, ceil_mode=True)
+    np.testing.assert_allclose(dx[0, 0], [[0.5, 0.5, 1], [0.5, 0.5, 1], [1, 1, 2]], rtol=1e-6)
+    # Without a partial window, ceil_mode changes nothing.
+    x4 = np.ones((1, 1, 4, 4), dtype)
+    np.testing.assert_array_equal(lp_pool2d(x4, 3, 2, ceil_mode=True), lp_pool2d(x4, 3, 2))
 
 
 @given(case=pool_geometries(dilation=False, padding=False), dtype=st.sampled_from(DTYPES),

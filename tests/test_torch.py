@@ -8,7 +8,8 @@ from hypothesis import assume, given, strategies as st
 import fastconv
 
 from reference import (
-    conv2d_backward_reference, conv2d_reference, conv_transpose2d_reference, same_padding,
+    conv2d_backward_reference, conv2d_reference, conv_transpose2d_reference,
+    lp_pool2d_backward_reference, lp_pool2d_reference, same_padding,
 )
 
 torch = pytest.importorskip("torch")
@@ -278,16 +279,23 @@ def test_avg_pool2d_and_its_gradient_match_torch(geometry, dtype, flags, seed):
 @given(geometry=pool_geometries(dilation=False, padding=False), dtype=DTYPE,
        p=st.sampled_from([1, 2, 3, 1.5]), seed=st.integers(0, 2**16))
 def test_lp_pool2d_and_its_gradient_match_torch(geometry, dtype, p, seed):
+    # ceil_mode is drawn too: a partial last window is scaled by the full window size over
+    # the covered size, as torch's avg_pool2d(x**p) * (kh*kw).
     shape, kwargs = geometry
-    kwargs = dict(kwargs, ceil_mode=False)  # torch rescales partial ceil_mode windows
     x = pool_data(shape, dtype, "positive", seed)
     xt = torch.from_numpy(x.copy()).requires_grad_()
     ty = F.lp_pool2d(xt, p, **kwargs)
-    assert_close_to_torch(fastconv.lp_pool2d(x, p, **kwargs), ty.detach().numpy(), dtype)
+    expected = ty.detach().numpy()
+    assert_close_to_torch(fastconv.lp_pool2d(x, p, **kwargs), expected, dtype)
     dy = np.random.default_rng(seed + 1).uniform(-1, 1, ty.shape).astype(dtype)
     ty.backward(torch.from_numpy(dy))
     assert_close_to_torch(fastconv.lp_pool2d_backward(dy, x, p, **kwargs), xt.grad.numpy(),
                           dtype)
+    # The oracle too, in float64 (torch's float32 result is the limit of the comparison).
+    tol = _tolerance(dtype)
+    np.testing.assert_allclose(lp_pool2d_reference(x, p, **kwargs), expected, rtol=tol)
+    np.testing.assert_allclose(lp_pool2d_backward_reference(dy, x, p, **kwargs),
+                               xt.grad.numpy(), rtol=tol, atol=tol * np.abs(dy).sum())
 
 
 @given(geometry=pool_geometries(dilation=False, padding=False), dtype=DTYPE,
@@ -305,3 +313,6 @@ def test_lp_pool2d_at_infinite_p_and_its_gradient_equal_torch(geometry, dtype, p
     ty.backward(torch.from_numpy(dy))
     assert_close_to_torch(fastconv.lp_pool2d_backward(dy, x, p, **kwargs), xt.grad.numpy(),
                           dtype)
+    np.testing.assert_array_equal(lp_pool2d_reference(x, p, **kwargs), ty.detach().numpy())
+    np.testing.assert_allclose(lp_pool2d_backward_reference(dy, x, p, **kwargs),
+                               xt.grad.numpy(), rtol=_tolerance(dtype))
