@@ -368,9 +368,11 @@ def conv_transpose2d_geometry(func, x, w, b, stride, padding, output_padding, gr
     for axis, size, f, s, p, op, d in zip(("height", "width"), (H, W), (FH, FW), stride, padding,
                                           output_padding, dilation):
         out = (size - 1) * s - 2 * p + d * (f - 1) + op + 1
-        if out < 1:
+        # 0 gives an empty result, as PyTorch returns on its oneDNN path (float32, batches of
+        # 2 or more; its other paths raise); a negative size every path of it refuses.
+        if out < 0:
             raise ValueError(f"{func}: the output {axis} ((H-1)*stride - 2*padding + "
-                             f"dilation*(kernel_size-1) + output_padding + 1) must be >= 1, "
+                             f"dilation*(kernel_size-1) + output_padding + 1) must be >= 0, "
                              f"got {out}")
         sizes.append(out)
     HO, WO = sizes

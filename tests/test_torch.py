@@ -316,3 +316,13 @@ def test_lp_pool2d_at_infinite_p_and_its_gradient_equal_torch(geometry, dtype, p
     np.testing.assert_array_equal(lp_pool2d_reference(x, p, **kwargs), ty.detach().numpy())
     np.testing.assert_allclose(lp_pool2d_backward_reference(dy, x, p, **kwargs),
                                xt.grad.numpy(), rtol=_tolerance(dtype))
+
+
+def test_conv_transpose2d_output_size_0_is_empty_as_torch_onednn():
+    # Audit F5: torch returns (2, 3, 0, 2) on this float32 batch of 2 (its oneDNN path; its
+    # other paths raise "Output size is too small"), fastconv on every path.
+    x, w = np.ones((2, 3, 2, 1), np.float32), np.ones((3, 3, 1, 1), np.float32)
+    args = (None, (3, 2), (2, 0), (0, 1), 1, (2, 1))
+    expected = F.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), *args)
+    y = fastconv.conv_transpose2d(x, w, *args)
+    assert y.shape == tuple(expected.shape) == (2, 3, 0, 2) and y.dtype == np.float32
