@@ -170,7 +170,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     Parameters
     ----------
     size : int
-        Input length (``H`` or ``W``), >= 0.
+        Input length (``H`` or ``W``), >= 1 (PyTorch's conv2d and pooling refuse empty planes).
     kernel_size : int
         Kernel length ``F``, >= 1.
     stride, padding, dilation : int
@@ -194,7 +194,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     55
     """
     func = "conv_output_size"
-    size = check_int(func, "size", size, 0)
+    size = check_int(func, "size", size, 1)
     kernel_size = check_int(func, "kernel_size", kernel_size, 1)
     stride = check_int(func, "stride", stride, 1)
     padding = check_int(func, "padding", padding, 0)
@@ -420,6 +420,29 @@ def check_bool(func, name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{func}: {name} must be a bool, got {_describe(value)}")
     return bool(value)
+
+
+def check_truth_flag(func, name, value):
+    """A bool, or the int 0 or 1. For flags PyTorch takes by Python truthiness (max_pool2d's
+    return_indices) rather than as a typed bool (ceil_mode): 0 and 1 are common spellings there,
+    while None, strings or 2 are more likely mistakes than meant as False or True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be a bool, got {_describe(value)}")
+    if value not in (0, 1):
+        raise ValueError(f"{func}: {name} must be 0 or 1 when an int, got {_describe(value)}")
+    return bool(value)
+
+
+def check_divisor_override(func, divisor_override):
+    """None, or a non-zero int that every window's sum is divided by (negative too, as PyTorch)."""
+    if divisor_override is None:
+        return None
+    divisor = check_int(func, "divisor_override", divisor_override, -MAX_PARAMETER)
+    if divisor == 0:
+        raise ValueError(f"{func}: divisor_override must be a non-zero int or None, got 0")
+    return divisor
 
 
 def check_pool_parameters(func, kernel_size, stride, padding, dilation, ceil_mode):

@@ -7,9 +7,9 @@ import numpy as np
 
 from fastconv import _config, _pool
 from fastconv._geometry import (
-    aligned_contiguous, check_bool, check_gradient, check_input_shape, check_int,
-    check_max_pool_indices, check_norm_type, empty_aligned, max_pool_index_error,
-    pool2d_geometry, pool2d_shape_geometry,
+    aligned_contiguous, check_bool, check_divisor_override, check_gradient, check_input_shape,
+    check_max_pool_indices, check_norm_type, check_truth_flag, empty_aligned,
+    max_pool_index_error, pool2d_geometry, pool2d_shape_geometry,
 )
 
 
@@ -50,7 +50,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         Round the output size up (a last partial window must start inside the input or its
         left/top padding).
     return_indices : bool
-        Also return where each maximum was.
+        Also return where each maximum was (0 and 1 are taken as False and True, as PyTorch
+        does).
 
     Returns
     -------
@@ -69,7 +70,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
            [13, 15]]))
     """
     func = "max_pool2d"
-    return_indices = check_bool(func, "return_indices", return_indices)
+    return_indices = check_truth_flag(func, "return_indices", return_indices)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, dilation, ceil_mode)
     y = empty_aligned(g.output_shape, x.dtype)
     indices = empty_aligned(g.output_shape if return_indices else (1, 1, 1, 1), np.int64)
@@ -134,9 +135,13 @@ def max_pool2d_backward(dy, indices, input_shape):
 
 
 def _divisor_override(func, divisor_override):
-    if divisor_override is None:
-        return 0
-    return check_int(func, "divisor_override", divisor_override, 1)
+    """(divisor, sign) for the compiled code, which takes divisors > 0 (0 meaning none): a
+    negative override runs as its magnitude and the result is negated, which is exact (a
+    quotient's rounding does not depend on the signs)."""
+    divisor = check_divisor_override(func, divisor_override)
+    if divisor is None:
+        return 0, 1
+    return abs(divisor), (1 if divisor > 0 else -1)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -152,7 +157,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         Divide by the window size including padding (clipped to the padded input), else by the
         number of input elements in the window.
     divisor_override : int, optional
-        Divide every window's sum by this instead.
+        Divide every window's sum by this instead: any non-zero int, negative ones too (as
+        PyTorch).
 
     Returns
     -------
@@ -167,12 +173,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """
     func = "avg_pool2d"
     count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
-    divisor = _divisor_override(func, divisor_override)
+    divisor, sign = _divisor_override(func, divisor_override)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, 1, ceil_mode)
     y = empty_aligned(g.output_shape, x.dtype)
     if y.size:
         _pool.avg_pool2d_forward(aligned_contiguous(x), y, *g.kernel_size, *g.stride,
                                  *g.padding, count_include_pad, divisor, _threads(g))
+        if sign < 0:
+            np.negative(y, out=y)
     return _unbatch(y, batched)
 
 
@@ -196,7 +204,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
     """
     func = "avg_pool2d_backward"
     count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
-    divisor = _divisor_override(func, divisor_override)
+    divisor, sign = _divisor_override(func, divisor_override)
     shape, batched = check_input_shape(func, input_shape)
     g = pool2d_shape_geometry(func, shape, kernel_size, stride, padding, 1, ceil_mode)
     dy = check_gradient(func, dy, None, g.output_shape, batched, "the forward output's shape")
@@ -205,6 +213,8 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
         if dy.size:
             _pool.avg_pool2d_backward(aligned_contiguous(dy), dx, *g.kernel_size, *g.stride,
                                       *g.padding, count_include_pad, divisor, _threads(g))
+            if sign < 0:
+                np.negative(dx, out=dx)
         else:
             dx[...] = 0
     return _unbatch(dx, batched)

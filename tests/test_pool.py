@@ -91,6 +91,7 @@ AVG_FLAGS = {
     "exclude_pad": dict(count_include_pad=False),
     "divisor_override_3": dict(divisor_override=3),
     "exclude_pad_divisor_override_5": dict(count_include_pad=False, divisor_override=5),
+    "negative_divisor_override_-3": dict(divisor_override=-3),
 }
 NORM_TYPES = [1, 2, 3, 1.5]
 
@@ -528,9 +529,10 @@ def avg_reference(name, dtype, flags):
     case, kwargs = POOL_CASES[name], dict(case_avg_kwargs(name), **AVG_FLAGS[flags])
     x = case_input(name, dtype, "uniform")
     dy = avg_dy(name, dtype)
-    return (avg_pool2d_reference(x, **kwargs), avg_pool2d_reference(np.abs(x), **kwargs),
+    # The scales are magnitudes: a negative divisor_override makes the sums of |terms| negative.
+    return (avg_pool2d_reference(x, **kwargs), np.abs(avg_pool2d_reference(np.abs(x), **kwargs)),
             avg_pool2d_backward_reference(dy, case.shape, **kwargs),
-            avg_pool2d_backward_reference(np.abs(dy), case.shape, **kwargs))
+            np.abs(avg_pool2d_backward_reference(np.abs(dy), case.shape, **kwargs)))
 
 
 def case_avg_kwargs(name):
@@ -577,6 +579,12 @@ def test_count_include_pad_and_divisor_override_on_a_hand_computed_example(dtype
                                   np.ones((1, 1, 3, 3)))
     np.testing.assert_array_equal(avg_pool2d(x, 2, padding=1, divisor_override=2)[0, 0],
                                   [[0.5, 1, 0.5], [1, 2, 1], [0.5, 1, 0.5]])
+    # Any non-zero divisor, negative too, as PyTorch.
+    np.testing.assert_array_equal(avg_pool2d(x, 2, padding=1, divisor_override=-2)[0, 0],
+                                  [[-0.5, -1, -0.5], [-1, -2, -1], [-0.5, -1, -0.5]])
+    np.testing.assert_array_equal(
+        avg_pool2d_backward(np.ones((1, 1, 3, 3), dtype), x.shape, 2, padding=1,
+                            divisor_override=-4), np.full((1, 1, 4, 4), -0.25))
     dx = avg_pool2d_backward(np.ones((1, 1, 3, 3), dtype), x.shape, 2, padding=1)
     np.testing.assert_array_equal(dx, np.full((1, 1, 4, 4), 0.25))
 
@@ -614,7 +622,7 @@ def test_avg_pool_backward_is_adjoint_of_forward(name, flags):
     dy = avg_dy(name, np.float64)
     lhs = np.vdot(avg_pool2d(x, **kwargs), dy)
     rhs = np.vdot(x, avg_pool2d_backward(dy, x.shape, **kwargs))
-    assert abs(lhs - rhs) <= 1e-12 * np.vdot(avg_pool2d_reference(np.abs(x), **kwargs),
+    assert abs(lhs - rhs) <= 1e-12 * np.vdot(np.abs(avg_pool2d_reference(np.abs(x), **kwargs)),
                                              np.abs(dy))
 
 
@@ -624,13 +632,14 @@ def test_avg_pool_and_backward_match_oracle_on_random_geometries(isa, case, dtyp
                                                                   seed):
     kwargs = dict(case.avg_kwargs(), **AVG_FLAGS[flags])
     x = pool_input(case.shape, dtype, "uniform", seed)
+    # Scales are magnitudes (a negative divisor_override makes sums of |terms| negative).
     assert_close(avg_pool2d(x, **kwargs), avg_pool2d_reference(x, **kwargs),
-                 avg_pool2d_reference(np.abs(x), **kwargs), dtype)
+                 np.abs(avg_pool2d_reference(np.abs(x), **kwargs)), dtype)
     ref = avg_pool2d_reference(x, **kwargs)
     dy = np.random.default_rng(seed).uniform(-1, 1, ref.shape).astype(dtype)
     assert_close(avg_pool2d_backward(dy, x.shape, **kwargs),
                  avg_pool2d_backward_reference(dy, x.shape, **kwargs),
-                 avg_pool2d_backward_reference(np.abs(dy), x.shape, **kwargs), dtype)
+                 np.abs(avg_pool2d_backward_reference(np.abs(dy), x.shape, **kwargs)), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -963,20 +972,40 @@ def test_padding_up_to_half_the_kernel_is_accepted():
                                           "got (1, 1.5)")),
     (dict(dilation=6), ValueError, ("the output height must be >= 1, got 0",
                                     "dilated kernel 7")),
-    (dict(return_indices=1), TypeError, ("return_indices must be a bool, got 1",)),
     (dict(return_indices=None), TypeError, ("return_indices must be a bool, got None",)),
+    (dict(return_indices="yes"), TypeError, ("return_indices must be a bool, got 'yes'",)),
+    (dict(return_indices=1.0), TypeError, ("return_indices must be a bool, got 1.0",)),
+    (dict(return_indices=2), ValueError, ("return_indices must be 0 or 1 when an int, got 2",)),
+    (dict(return_indices=-1), ValueError,
+     ("return_indices must be 0 or 1 when an int, got -1",)),
 ])
 def test_bad_dilation_or_return_indices_is_refused_by_max_pool(kwargs, exc, fragments):
     with raises(exc, "max_pool2d: ", *fragments):
         CALLS["max_pool2d"](**kwargs)
 
 
+@pytest.mark.parametrize("flag", [0, 1, np.int64(1), np.uint8(0), np.bool_(True), False],
+                         ids=["0", "1", "int64_1", "uint8_0", "numpy_bool", "False"])
+def test_return_indices_takes_0_and_1_as_bools(flag):
+    # PyTorch takes return_indices by truthiness; 0 and 1 are its common spellings.
+    result = CALLS["max_pool2d"](return_indices=flag)
+    if flag:
+        y, indices = result
+        np.testing.assert_array_equal(indices, max_pool2d(X, 2, return_indices=True)[1])
+    else:
+        y = result
+        assert isinstance(y, np.ndarray)
+    np.testing.assert_array_equal(y, max_pool2d(X, 2))
+
+
 @pytest.mark.parametrize("name", ["avg_pool2d", "avg_pool2d_backward"])
 @pytest.mark.parametrize("kwargs, exc, fragments", [
     (dict(count_include_pad=0), TypeError, ("count_include_pad must be a bool, got 0",)),
     (dict(count_include_pad="no"), TypeError, ("count_include_pad must be a bool, got 'no'",)),
-    (dict(divisor_override=0), ValueError, ("divisor_override must be >= 1, got 0",)),
-    (dict(divisor_override=-2), ValueError, ("divisor_override must be >= 1, got -2",)),
+    (dict(divisor_override=0), ValueError,
+     ("divisor_override must be a non-zero int or None, got 0",)),
+    (dict(divisor_override=-2**41), ValueError,
+     (f"divisor_override must be >= {-2**40}, got {-2**41}",)),
     (dict(divisor_override=1.5), TypeError, ("divisor_override must be an int, got 1.5",)),
     (dict(divisor_override=True), TypeError, ("divisor_override must be an int, got True",)),
 ])

@@ -258,7 +258,8 @@ def test_max_pool2d_backward_equals_torch_autograd(geometry, dtype, kind, seed):
 
 AVG_FLAGS = st.sampled_from([dict(count_include_pad=True), dict(count_include_pad=False),
                              dict(divisor_override=3),
-                             dict(count_include_pad=False, divisor_override=5)])
+                             dict(count_include_pad=False, divisor_override=5),
+                             dict(divisor_override=-3)])
 
 
 @given(geometry=pool_geometries(dilation=False), dtype=DTYPE, flags=AVG_FLAGS,
