@@ -170,7 +170,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     Parameters
     ----------
     size : int
-        Input length (``H`` or ``W``), >= 0.
+        Input length (``H`` or ``W``), >= 1 (PyTorch's conv2d and pooling refuse empty planes).
     kernel_size : int
         Kernel length ``F``, >= 1.
     stride, padding, dilation : int
@@ -194,7 +194,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     55
     """
     func = "conv_output_size"
-    size = check_int(func, "size", size, 0)
+    size = check_int(func, "size", size, 1)
     kernel_size = check_int(func, "kernel_size", kernel_size, 1)
     stride = check_int(func, "stride", stride, 1)
     padding = check_int(func, "padding", padding, 0)
@@ -368,9 +368,11 @@ def conv_transpose2d_geometry(func, x, w, b, stride, padding, output_padding, gr
     for axis, size, f, s, p, op, d in zip(("height", "width"), (H, W), (FH, FW), stride, padding,
                                           output_padding, dilation):
         out = (size - 1) * s - 2 * p + d * (f - 1) + op + 1
-        if out < 1:
+        # 0 gives an empty result, as PyTorch returns on its oneDNN path (float32, batches of
+        # 2 or more; its other paths raise); a negative size every path of it refuses.
+        if out < 0:
             raise ValueError(f"{func}: the output {axis} ((H-1)*stride - 2*padding + "
-                             f"dilation*(kernel_size-1) + output_padding + 1) must be >= 1, "
+                             f"dilation*(kernel_size-1) + output_padding + 1) must be >= 0, "
                              f"got {out}")
         sizes.append(out)
     HO, WO = sizes
@@ -418,6 +420,29 @@ def check_bool(func, name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{func}: {name} must be a bool, got {_describe(value)}")
     return bool(value)
+
+
+def check_truth_flag(func, name, value):
+    """A bool, or the int 0 or 1. For flags PyTorch takes by Python truthiness (max_pool2d's
+    return_indices) rather than as a typed bool (ceil_mode): 0 and 1 are common spellings there,
+    while None, strings or 2 are more likely mistakes than meant as False or True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be a bool, got {_describe(value)}")
+    if value not in (0, 1):
+        raise ValueError(f"{func}: {name} must be 0 or 1 when an int, got {_describe(value)}")
+    return bool(value)
+
+
+def check_divisor_override(func, divisor_override):
+    """None, or a non-zero int that every window's sum is divided by (negative too, as PyTorch)."""
+    if divisor_override is None:
+        return None
+    divisor = check_int(func, "divisor_override", divisor_override, -MAX_PARAMETER)
+    if divisor == 0:
+        raise ValueError(f"{func}: divisor_override must be a non-zero int or None, got 0")
+    return divisor
 
 
 def check_pool_parameters(func, kernel_size, stride, padding, dilation, ceil_mode):
@@ -532,13 +557,16 @@ def pool_windows_in_padding(geometry):
 
 
 def check_norm_type(func, norm_type):
-    """A finite real p > 0 (2 for L2 pooling)."""
+    """A real p > 0, or +inf or -inf (PyTorch's lp_pool2d takes those as the largest or smallest
+    magnitude of each window); 2 for L2 pooling."""
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
         raise TypeError(f"{func}: norm_type must be a real number, got {_describe(norm_type)}")
     try:
-        norm_type = float(norm_type)
+        p = float(norm_type)
     except OverflowError:
-        norm_type = float("inf")
-    if not (0 < norm_type < float("inf")):
-        raise ValueError(f"{func}: norm_type must be a finite number > 0, got {norm_type}")
-    return norm_type
+        # An int past float's range is no infinity (PyTorch refuses it too): not +-inf pooling.
+        raise ValueError(f"{func}: norm_type must be a number > 0 within float's range, inf or "
+                         f"-inf, got {_describe(norm_type)}") from None
+    if not (p > 0 or p == -math.inf):
+        raise ValueError(f"{func}: norm_type must be a number > 0, inf or -inf, got {p}")
+    return p

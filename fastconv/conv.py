@@ -479,6 +479,9 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     -------
     y : ndarray, shape (N, C_out, HO, WO) or (C_out, HO, WO)
         ``HO = (H-1)*stride - 2*padding + dilation*(FH-1) + output_padding + 1``, likewise WO.
+        A size of 0 (padding cropping every row) gives an empty array, as PyTorch's oneDNN path
+        does (float32, N >= 2; PyTorch's other paths raise "Output size is too small"); a
+        negative size raises ValueError.
 
     Examples
     --------

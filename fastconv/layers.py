@@ -133,13 +133,20 @@ class Conv2D(Layer):
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, K, HO, WO)."""
+        # Checked here so that a wrong dtype is reported as the caller's x, not as conv2d's w.
+        x = _geometry.as_float_array("Conv2D.forward", "x", x)
+        _geometry.check_same_dtype("Conv2D.forward", [("weight", self.params["weight"]),
+                                                      ("x", x)])
         self._x = x
         return conv2d(x, self.params["weight"], self.params.get("bias"), **self._arguments())
 
     def backward(self, dy):
         """dy: (N, K, HO, WO) -> dx (N, C, H, W); fills grads."""
-        dx, dw, db = conv2d_backward(dy, self._cached("_x"), self.params["weight"],
-                                     **self._arguments())
+        x = self._cached("_x")
+        dy = _geometry.as_float_array("Conv2D.backward", "dy", dy)
+        _geometry.check_same_dtype("Conv2D.backward", [("weight", self.params["weight"]),
+                                                       ("dy", dy)])
+        dx, dw, db = conv2d_backward(dy, x, self.params["weight"], **self._arguments())
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = db
@@ -220,8 +227,7 @@ class AvgPool2D(_Pool):
         super().__init__()
         _geometry.check_pool_parameters("AvgPool2D", kernel_size, stride, padding, 1, ceil_mode)
         _geometry.check_bool("AvgPool2D", "count_include_pad", count_include_pad)
-        if divisor_override is not None:
-            _geometry.check_int("AvgPool2D", "divisor_override", divisor_override, 1)
+        _geometry.check_divisor_override("AvgPool2D", divisor_override)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
@@ -241,7 +247,8 @@ class AvgPool2D(_Pool):
 
 class LPPool2D(_Pool):
     """Power-average (Lp) pooling layer, as PyTorch's ``nn.LPPool2d``; L2 pooling with
-    ``norm_type=2`` (see `fastconv.lp_pool2d`)."""
+    ``norm_type=2``, the largest or smallest ``|x|`` of each window with ``norm_type=inf`` or
+    ``-inf`` (see `fastconv.lp_pool2d`)."""
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         super().__init__()
@@ -342,32 +349,38 @@ class Linear(Layer):
         self._x = None
 
     def forward(self, x):
-        """x: (N, in_features) -> (N, out_features)."""
+        """x: (N, in_features) -> (N, out_features), or one unbatched (in_features,) ->
+        (out_features,), as ``nn.Linear``."""
         x = _geometry.as_float_array("Linear.forward", "x", x)
         _geometry.check_same_dtype("Linear.forward", [("weight", self.params["weight"]),
                                                       ("x", x)])
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Linear.forward: x must have shape (N, {self.in_features}), "
-                             f"got {x.shape}")
+        if x.ndim not in (1, 2) or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear.forward: x must have shape (N, {self.in_features}) or "
+                             f"({self.in_features},), got {x.shape}")
         self._x = x
-        y = x @ self.params["weight"].T
+        y = np.atleast_2d(x) @ self.params["weight"].T
         if "bias" in self.params:
             y += self.params["bias"]
-        return y
+        return y if x.ndim == 2 else y[0]
 
     def backward(self, dy):
-        """dy: (N, out_features) -> dx (N, in_features); fills grads."""
+        """dy: (N, out_features) -> dx (N, in_features), or (out_features,) -> (in_features,)
+        after an unbatched forward; fills grads."""
         x = self._cached("_x")
         dy = _geometry.as_float_array("Linear.backward", "dy", dy)
         _geometry.check_same_dtype("Linear.backward", [("weight", self.params["weight"]),
                                                        ("dy", dy)])
-        if dy.shape != (x.shape[0], self.out_features):
-            raise ValueError(f"Linear.backward: dy must have shape (N, out_features) = "
-                             f"{(x.shape[0], self.out_features)}, got {dy.shape}")
-        self.grads["weight"][...] = dy.T @ x
+        expected = x.shape[:-1] + (self.out_features,)
+        if dy.shape != expected:
+            what = "(N, out_features)" if x.ndim == 2 else "(out_features,)"
+            raise ValueError(f"Linear.backward: dy must have shape {what} = {expected}, "
+                             f"got {dy.shape}")
+        x2, dy2 = np.atleast_2d(x), np.atleast_2d(dy)
+        self.grads["weight"][...] = dy2.T @ x2
         if "bias" in self.grads:
-            self.grads["bias"][...] = dy.sum(axis=0)
-        return dy @ self.params["weight"]
+            self.grads["bias"][...] = dy2.sum(axis=0)
+        dx = dy2 @ self.params["weight"]
+        return dx if x.ndim == 2 else dx[0]
 
     def output_shape(self, input_shape):
         if int(np.prod(input_shape)) != self.in_features:

@@ -12,7 +12,7 @@ class SGD:
     params, grads : dict of ndarray
         Same keys (e.g. ``net.params`` and ``net.grads``); params are updated in place.
     lr : float
-        Learning rate, > 0.
+        Learning rate, >= 0 (0 leaves the parameters as they are, as in PyTorch).
     momentum, weight_decay : float
         >= 0.
 
@@ -35,9 +35,7 @@ class SGD:
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
                 raise TypeError(f"SGD: {name} must be a number, got {value!r}")
         # (written so that NaN fails every check)
-        if not 0 < lr < np.inf:
-            raise ValueError(f"SGD: lr must be a finite number > 0, got {lr}")
-        for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
             if not 0 <= value < np.inf:
                 raise ValueError(f"SGD: {name} must be a finite number >= 0, got {value}")
         for key, p in params.items():

@@ -7,9 +7,9 @@ import numpy as np
 
 from fastconv import _config, _pool
 from fastconv._geometry import (
-    aligned_contiguous, check_bool, check_gradient, check_input_shape, check_int,
-    check_max_pool_indices, check_norm_type, empty_aligned, max_pool_index_error,
-    pool2d_geometry, pool2d_shape_geometry,
+    aligned_contiguous, check_bool, check_divisor_override, check_gradient, check_input_shape,
+    check_max_pool_indices, check_norm_type, check_truth_flag, empty_aligned,
+    max_pool_index_error, pool2d_geometry, pool2d_shape_geometry,
 )
 
 
@@ -50,7 +50,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         Round the output size up (a last partial window must start inside the input or its
         left/top padding).
     return_indices : bool
-        Also return where each maximum was.
+        Also return where each maximum was (0 and 1 are taken as False and True, as PyTorch
+        does).
 
     Returns
     -------
@@ -69,7 +70,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
            [13, 15]]))
     """
     func = "max_pool2d"
-    return_indices = check_bool(func, "return_indices", return_indices)
+    return_indices = check_truth_flag(func, "return_indices", return_indices)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, dilation, ceil_mode)
     y = empty_aligned(g.output_shape, x.dtype)
     indices = empty_aligned(g.output_shape if return_indices else (1, 1, 1, 1), np.int64)
@@ -134,9 +135,13 @@ def max_pool2d_backward(dy, indices, input_shape):
 
 
 def _divisor_override(func, divisor_override):
-    if divisor_override is None:
-        return 0
-    return check_int(func, "divisor_override", divisor_override, 1)
+    """(divisor, sign) for the compiled code, which takes divisors > 0 (0 meaning none): a
+    negative override runs as its magnitude and the result is negated, which is exact (a
+    quotient's rounding does not depend on the signs)."""
+    divisor = check_divisor_override(func, divisor_override)
+    if divisor is None:
+        return 0, 1
+    return abs(divisor), (1 if divisor > 0 else -1)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -152,7 +157,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         Divide by the window size including padding (clipped to the padded input), else by the
         number of input elements in the window.
     divisor_override : int, optional
-        Divide every window's sum by this instead.
+        Divide every window's sum by this instead: any non-zero int, negative ones too (as
+        PyTorch).
 
     Returns
     -------
@@ -167,12 +173,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """
     func = "avg_pool2d"
     count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
-    divisor = _divisor_override(func, divisor_override)
+    divisor, sign = _divisor_override(func, divisor_override)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, padding, 1, ceil_mode)
     y = empty_aligned(g.output_shape, x.dtype)
     if y.size:
         _pool.avg_pool2d_forward(aligned_contiguous(x), y, *g.kernel_size, *g.stride,
                                  *g.padding, count_include_pad, divisor, _threads(g))
+        if sign < 0:
+            np.negative(y, out=y)
     return _unbatch(y, batched)
 
 
@@ -196,7 +204,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
     """
     func = "avg_pool2d_backward"
     count_include_pad = check_bool(func, "count_include_pad", count_include_pad)
-    divisor = _divisor_override(func, divisor_override)
+    divisor, sign = _divisor_override(func, divisor_override)
     shape, batched = check_input_shape(func, input_shape)
     g = pool2d_shape_geometry(func, shape, kernel_size, stride, padding, 1, ceil_mode)
     dy = check_gradient(func, dy, None, g.output_shape, batched, "the forward output's shape")
@@ -205,6 +213,8 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
         if dy.size:
             _pool.avg_pool2d_backward(aligned_contiguous(dy), dx, *g.kernel_size, *g.stride,
                                       *g.padding, count_include_pad, divisor, _threads(g))
+            if sign < 0:
+                np.negative(dx, out=dx)
         else:
             dx[...] = 0
     return _unbatch(dx, batched)
@@ -219,6 +229,50 @@ def _window_sums(x, g):
     return sums
 
 
+def _partial_window_scales(g):
+    """(HO, WO) factors kh*kw / (input elements the window covers), or None when every window is
+    whole (always so without ceil_mode). PyTorch's lp_pool2d is ``avg_pool2d(x**p, ceil_mode) *
+    (kh*kw)``, and the average of a partial last window divides by the elements it covers: that
+    window's sum is scaled as if its missing elements held the covered ones' mean."""
+    if math.prod(g.output_shape) == 0:
+        return None
+    (KH, KW), (SH, SW) = g.kernel_size, g.stride
+    rows = np.minimum(KH, g.H - SH * np.arange(g.HO))
+    cols = np.minimum(KW, g.W - SW * np.arange(g.WO))
+    if rows.min() == KH and cols.min() == KW:
+        return None
+    return KH * KW / np.multiply.outer(rows, cols)
+
+
+def _lp_norms(x, p, g):
+    """y of lp_pool2d at a finite p for x (N, C, H, W): ``(window scale * sum x**p) ** (1/p)``,
+    and the window scales (see `_partial_window_scales`)."""
+    t = x.dtype.type
+    powered = x * x if p == 2 else np.power(x, t(p))
+    sums = _window_sums(powered, g)
+    scales = _partial_window_scales(g)
+    if scales is not None:
+        sums *= scales.astype(x.dtype)
+    return (np.sqrt(sums) if p == 2 else np.power(sums, t(1 / p))), scales
+
+
+def _signs(x):
+    """-1, 0 or 1 for each element of x, 0 at NaN: torch's ``sgn``, by which its autograd
+    multiplies the gradient of ``abs`` (np.sign gives NaN at NaN)."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+def _extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode):
+    """PyTorch's lp_pool2d at p = +inf and -inf, which it defines as ``max_pool2d(|x|)`` and
+    ``-max_pool2d(-|x|)`` (no padding, no dilation). x: (N, C, H, W). Returns (y, indices), the
+    indices of the chosen elements in max_pool2d's convention (first in window order on ties,
+    NaN chosen)."""
+    magnitudes = np.abs(x) if p > 0 else -np.abs(x)
+    y, indices = max_pool2d(magnitudes, kernel_size, stride, 0, 1, ceil_mode,
+                            return_indices=True)
+    return (y if p > 0 else -y), indices
+
+
 def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """2-D power-average (Lp) pooling, as PyTorch's ``lp_pool2d``: the p-norm of each window,
     ``(sum x**p) ** (1/p)``; ``norm_type=2`` is L2 pooling.
@@ -227,11 +281,14 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     ----------
     x : ndarray, shape (N, C, H, W) or (C, H, W)
     norm_type : float
-        p > 0. With a non-integer p, negative inputs give NaN (as ``x**p`` does).
+        p > 0, or ``inf`` (the largest ``|x|`` of each window, ``max_pool2d(abs(x))``) or
+        ``-inf`` (the smallest, ``-max_pool2d(-abs(x))``), as PyTorch. With a non-integer
+        finite p, negative inputs give NaN (as ``x**p`` does).
     kernel_size, stride, ceil_mode
-        As in `max_pool2d` (no padding). With ``ceil_mode=True`` a partial last window gives the
-        p-norm of the elements it covers (PyTorch instead rescales it by the full window size
-        over the covered size).
+        As in `max_pool2d` (no padding). With ``ceil_mode=True`` a partial last window's sum is
+        scaled by ``kh*kw / (elements it covers)`` before the root, as PyTorch's
+        ``avg_pool2d(x**p) * (kh*kw)`` does (it averages over the covered elements only): a
+        window covering ``a`` and ``b`` of a 2 x 2 kernel gives ``(2 * (a**p + b**p)) ** (1/p)``.
 
     Returns
     -------
@@ -241,21 +298,27 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     --------
     >>> lp_pool2d(np.full((1, 1, 2, 2), 3.0), 2, 2)[0, 0]
     array([[6.]])
+    >>> lp_pool2d(np.array([[[[1.0, -3.0], [2.0, 0.5]]]]), float("inf"), 2)[0, 0]
+    array([[3.]])
     """
     func = "lp_pool2d"
     p = check_norm_type(func, norm_type)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, 0, 1, ceil_mode)
-    powered = x * x if p == 2 else np.power(x, x.dtype.type(p))
-    sums = _window_sums(powered, g)
-    y = np.sqrt(sums) if p == 2 else np.power(sums, sums.dtype.type(1 / p))
-    return _unbatch(y, batched)
+    if math.isinf(p):
+        return _unbatch(_extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode)[0],
+                        batched)
+    return _unbatch(_lp_norms(x, p, g)[0], batched)
 
 
 def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Gradient of `lp_pool2d` with respect to its input.
 
-    ``dx = x**(p-1) * sum over the windows containing x of dy / y**(p-1)``; a window whose
-    p-norm y is 0 contributes 0 (not NaN).
+    ``dx = x**(p-1) * sum over the windows containing x of s * dy / y**(p-1)``, s being the
+    window's scale (``kh*kw / covered`` for a partial ceil_mode window, else 1); a window whose
+    y is 0 contributes 0 (not NaN). At p = +-inf, as PyTorch's autograd of its
+    definition: each dy goes to the element `lp_pool2d` chose (max_pool2d's rule: the first in
+    window order on ties, a NaN if there is one), times the sign of that element (0 at 0 and at
+    NaN, as torch's gradient of ``abs``).
 
     Parameters
     ----------
@@ -273,12 +336,15 @@ def lp_pool2d_backward(dy, x, norm_type, kernel_size, stride=None, ceil_mode=Fal
     p = check_norm_type(func, norm_type)
     x, g, batched = pool2d_geometry(func, x, kernel_size, stride, 0, 1, ceil_mode)
     dy = check_gradient(func, dy, ("x", x), g.output_shape, batched, "the forward output's shape")
+    if math.isinf(p):
+        _, indices = _extreme_magnitude_pool(x, p, kernel_size, stride, ceil_mode)
+        return _unbatch(max_pool2d_backward(dy, indices, x.shape) * _signs(x), batched)
     t = x.dtype.type
-    powered = x * x if p == 2 else np.power(x, t(p))
-    y = _window_sums(powered, g)
-    y = np.sqrt(y) if p == 2 else np.power(y, t(1 / p))
+    y, window_scales = _lp_norms(x, p, g)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(y == 0, t(0), dy / (y if p == 2 else np.power(y, t(p - 1))))
+    if window_scales is not None:
+        scale *= window_scales.astype(x.dtype)
     scale = aligned_contiguous(scale, dtype=x.dtype)
     spread = np.empty(x.shape, dtype=x.dtype)
     if spread.size:

@@ -230,7 +230,7 @@ def conv_transpose2d_reference(x, w, b=None, stride=(1, 1), padding=(0, 0),
                         yfull[:, co, rows, cols] += w[ci, co_in_group, fh, fw] * x[:, ci, :, :]
     HO = (H - 1) * SH - 2 * PH + DH * (FH - 1) + OPH + 1
     WO = (W - 1) * SW - 2 * PW + DW * (FW - 1) + OPW + 1
-    assert HO >= 1 and WO >= 1
+    assert HO >= 0 and WO >= 0
     y = yfull[:, :, PH:PH + HO, PW:PW + WO].copy()
     if b is not None:
         b = np.asarray(b, dtype=np.float64)
@@ -380,33 +380,72 @@ def avg_pool2d_backward_reference(dy, input_shape, kernel_size, stride=None, pad
     return dx
 
 
+def _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode):
+    """PyTorch's lp_pool2d at p = +inf / -inf, by its definition: max_pool2d(|x|) and
+    -max_pool2d(-|x|) with no padding. Returns (y, indices) as max_pool2d_reference does."""
+    magnitude = np.abs(x) if p > 0 else -np.abs(x)
+    y, indices = max_pool2d_reference(magnitude, kernel_size, stride, 0, 1, ceil_mode)
+    return (y if p > 0 else -y), indices
+
+
+def _lp_window_scale(kernel_size, count):
+    """PyTorch's lp_pool2d is avg_pool2d(x**p) * (KH*KW): a window's sum divided by the count of
+    input elements it covers (no padding), times the full window size. Returns KH*KW / count,
+    1 but for a partial last window of ceil_mode."""
+    KH, KW = _pair(kernel_size)
+    return KH * KW / count
+
+
 def lp_pool2d_reference(x, p, kernel_size, stride=None, ceil_mode=False):
-    """Power-average pooling in float64: (sum over the window's input elements of x**p) ** (1/p).
-    No padding; with ceil_mode a partial last window covers the elements it has."""
+    """Power-average pooling as PyTorch defines it, in float64: (scale * sum over the window's
+    input elements of x**p) ** (1/p), where scale = KH*KW / (elements the window covers), which
+    is 1 but for a partial last window of ceil_mode. No padding. p = +inf / -inf give the
+    largest / smallest |x| of each window (NaN if the window holds one)."""
     x = np.asarray(x, dtype=np.float64)
+    if np.isinf(p):
+        return _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode)[0]
     N, C, H, W = x.shape
     y = np.zeros(avg_pool2d_output_shape(x.shape, kernel_size, stride, 0, ceil_mode))
-    for ho, wo, (h0, h1, w0, w1), _, _ in _avg_windows(H, W, kernel_size, stride, 0, ceil_mode):
+    for ho, wo, (h0, h1, w0, w1), _, count in _avg_windows(H, W, kernel_size, stride, 0,
+                                                           ceil_mode):
         total = np.zeros((N, C))
         for h in range(h0, h1):
             for w in range(w0, w1):
                 total += x[:, :, h, w] ** p
-        y[:, :, ho, wo] = total ** (1 / p)
+        y[:, :, ho, wo] = (_lp_window_scale(kernel_size, count) * total) ** (1 / p)
     return y
 
 
 def lp_pool2d_backward_reference(dy, x, p, kernel_size, stride=None, ceil_mode=False):
-    """The gradient of lp_pool2d_reference: d y / d x[h, w] = x[h, w]**(p-1) / y**(p-1) for every
-    element of y's window, a window with y == 0 contributing 0. Returns x's shape in float64."""
+    """The gradient of lp_pool2d_reference: d y / d x[h, w] = scale * x[h, w]**(p-1) / y**(p-1)
+    for every element of y's window (scale as in lp_pool2d_reference), a window with y == 0
+    contributing 0. At p = +inf / -inf, torch's
+    autograd of its definition: dy[ho, wo] added at the element the window chose (max-pool's
+    index), times that element's sign (torch's sgn: 0 at 0 and at NaN). Returns x's shape in
+    float64."""
     dy = np.asarray(dy, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
+    if np.isinf(p):
+        _, indices = _lp_pool2d_infinite_reference(x, p, kernel_size, stride, ceil_mode)
+        N, C, H, W = x.shape
+        dx = np.zeros((N, C, H, W))
+        for n in range(N):
+            for c in range(C):
+                for ho in range(dy.shape[2]):
+                    for wo in range(dy.shape[3]):
+                        h, w = divmod(int(indices[n, c, ho, wo]), W)
+                        dx[n, c, h, w] += dy[n, c, ho, wo]
+        sign = np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+        return dx * sign
     N, C, H, W = x.shape
     y = lp_pool2d_reference(x, p, kernel_size, stride, ceil_mode)
     dx = np.zeros((N, C, H, W))
-    for ho, wo, (h0, h1, w0, w1), _, _ in _avg_windows(H, W, kernel_size, stride, 0, ceil_mode):
+    for ho, wo, (h0, h1, w0, w1), _, count in _avg_windows(H, W, kernel_size, stride, 0,
+                                                           ceil_mode):
         out = y[:, :, ho, wo]
         nonzero = out != 0
         factor = np.where(nonzero, dy[:, :, ho, wo] / np.where(nonzero, out, 1) ** (p - 1), 0)
+        factor = factor * _lp_window_scale(kernel_size, count)
         for h in range(h0, h1):
             for w in range(w0, w1):
                 dx[:, :, h, w] += factor * x[:, :, h, w] ** (p - 1)

@@ -903,10 +903,39 @@ def test_groups_not_dividing_the_input_channels_is_a_value_error(groups):
         conv_transpose2d(XT, WT, groups=groups)
 
 
-def test_conv_transpose_output_below_one_is_a_value_error():
-    with raises(ValueError, "conv_transpose2d: the output height", "must be >= 1, got -1"):
+@pytest.mark.parametrize("kwargs, axis, size", [
+    (dict(padding=(1, 0)), "height", -1),
+    (dict(padding=(0, 3)), "width", -1),
+    (dict(stride=2, padding=(3, 0), output_padding=1), "height", -4),
+])
+def test_conv_transpose_negative_output_size_is_a_value_error(kwargs, axis, size):
+    with raises(ValueError, f"conv_transpose2d: the output {axis}", f"must be >= 0, got {size}"):
         conv_transpose2d(np.ones((1, 1, 1, 5), np.float32), np.ones((1, 1, 1, 1), np.float32),
-                         padding=(1, 0))
+                         **kwargs)
+
+
+# (x shape, w shape, stride, padding, output_padding, dilation, result shape): output_padding
+# or dilation that padding crops away entirely.
+ZERO_OUTPUT_CASES = {
+    "height_0_audit_F5": ((2, 3, 2, 1), (3, 3, 1, 1), (3, 2), (2, 0), (0, 1), (2, 1),
+                          (2, 3, 0, 2)),
+    "width_0": ((2, 3, 1, 2), (3, 3, 1, 1), (2, 3), (0, 2), (1, 0), (1, 2), (2, 3, 2, 0)),
+    "both_0_unbatched": ((3, 1, 1), (3, 2, 2, 2), 1, 1, 0, 1, (2, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("name", list(ZERO_OUTPUT_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_conv_transpose_output_size_0_gives_an_empty_result(dtype, name):
+    x_shape, w_shape, stride, padding, output_padding, dilation, shape = ZERO_OUTPUT_CASES[name]
+    x, w = np.ones(x_shape, dtype), np.ones(w_shape, dtype)
+    b = np.ones(w_shape[1], dtype)
+    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding,
+                  dilation=dilation)
+    y = conv_transpose2d(x, w, b, **kwargs)
+    assert y.shape == shape and y.dtype == dtype
+    batched = x if x.ndim == 4 else x[np.newaxis]
+    assert conv_transpose2d_reference(batched, w, b, **kwargs).shape[-2:] == shape[-2:]
 
 
 @pytest.mark.parametrize("kwargs, exc, fragments", [

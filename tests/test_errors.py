@@ -286,7 +286,6 @@ def test_result_larger_than_memory_from_a_zero_stride_view_is_refused():
     ((10, 3), dict(stride=3), 3),            # floor(7 / 3) + 1, with a remainder
     ((5, 5), {}, 1),
     ((1, 1), {}, 1),
-    ((0, 1), dict(padding=1), 2),         # only padding: 0 + 2 - 1 + 1
     ((1, 3), dict(padding=1, stride=5), 1),
 ])
 def test_conv_output_size_follows_pytorch_floor_rule(args, kwargs, expected):
@@ -313,7 +312,10 @@ def test_conv_output_size_is_the_shape_conv2d_and_the_oracle_produce(size, kerne
 
 
 @pytest.mark.parametrize("kwargs, exc, fragments", [
-    (dict(size=-1, kernel_size=1), ValueError, ("size must be >= 0", "got -1")),
+    # PyTorch's conv2d and pooling refuse an empty plane, even one that padding would fill.
+    (dict(size=0, kernel_size=1), ValueError, ("size must be >= 1", "got 0")),
+    (dict(size=0, kernel_size=1, padding=1), ValueError, ("size must be >= 1", "got 0")),
+    (dict(size=-1, kernel_size=1), ValueError, ("size must be >= 1", "got -1")),
     (dict(size=5, kernel_size=0), ValueError, ("kernel_size must be >= 1", "got 0")),
     (dict(size=5, kernel_size=3, stride=0), ValueError, ("stride must be >= 1", "got 0")),
     (dict(size=5, kernel_size=3, padding=-1), ValueError, ("padding must be >= 0", "got -1")),

@@ -197,6 +197,15 @@ def _bool(value, name):
     return bool(value)
 
 
+def _truth_flag(value, name):
+    """A bool, or the int 0 or 1 (PyTorch takes return_indices by truthiness)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        if value not in (0, 1):
+            raise Violation(f"accepted {name}={value!r}, not 0 or 1")
+        return bool(value)
+    return _bool(value, name)
+
+
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
 
@@ -647,7 +656,7 @@ def _pool_shape(x, kwargs):
 
 def check_max_pool2d(args, result):
     x = _float_array(args["x"], "x")
-    with_indices = _bool(args["return_indices"], "return_indices")
+    with_indices = _truth_flag(args["return_indices"], "return_indices")
     y, indices = result if with_indices else (result, None)
     if y.size == 0:
         return _empty_result("max_pool2d", y, _pool_shape(x, _pool_kwargs(args)), x.dtype)
@@ -714,7 +723,7 @@ def avg_pool2d_arguments(draw):
                  stride=draw(st.sampled_from([None, 1, 2, (1, 2)])),
                  padding=draw(st.sampled_from([0, 1, (1, 0)])), ceil_mode=draw(st.booleans()),
                  count_include_pad=draw(st.booleans()),
-                 divisor_override=draw(st.sampled_from([None, 1, 3])))
+                 divisor_override=draw(st.sampled_from([None, 1, 3, -2])))
     hostile = dict(x=hostile_arrays(x), kernel_size=hostile_ints(),
                    stride=st.one_of(st.none(), hostile_ints([2**31, 2**32 + 1])),
                    padding=hostile_ints(), ceil_mode=hostile_bools(),
@@ -727,7 +736,11 @@ def _avg_options(args):
     kwargs = _pool_kwargs(args, dilation=False)
     kwargs["count_include_pad"] = _bool(args["count_include_pad"], "count_include_pad")
     divisor = args["divisor_override"]
-    kwargs["divisor_override"] = None if divisor is None else _int(divisor, "divisor_override", 1)
+    # Any non-zero int, negative too (PyTorch divides by it).
+    kwargs["divisor_override"] = None if divisor is None else _int(divisor, "divisor_override",
+                                                                   -2**40)
+    if kwargs["divisor_override"] == 0:
+        raise Violation("accepted divisor_override=0")
     return kwargs
 
 
@@ -737,7 +750,8 @@ def check_avg_pool2d(args, y):
     if y.size == 0:
         return _empty_result("avg_pool2d", y, _pool_shape(x, kwargs), x.dtype)
     ref = avg_pool2d_reference(_batched(x), **kwargs)
-    scale = avg_pool2d_reference(np.abs(_batched(x)), **kwargs)
+    # A magnitude: a negative divisor_override makes the sums of |terms| negative.
+    scale = np.abs(avg_pool2d_reference(np.abs(_batched(x)), **kwargs))
     assert_matches("avg_pool2d", _batched(y) if x.ndim == 3 else y, ref, scale, x.dtype)
 
 
@@ -763,15 +777,15 @@ def check_avg_pool2d_backward(args, dx):
     batched = (lambda a: a) if len(shape) == 4 else _batched
     kwargs = _avg_options(args)
     ref = avg_pool2d_backward_reference(batched(dy), (1,) * (4 - len(shape)) + shape, **kwargs)
-    scale = avg_pool2d_backward_reference(np.abs(batched(dy)), (1,) * (4 - len(shape)) + shape,
-                                          **kwargs)
+    scale = np.abs(avg_pool2d_backward_reference(np.abs(batched(dy)),
+                                                 (1,) * (4 - len(shape)) + shape, **kwargs))
     assert_matches("avg_pool2d_backward", batched(dx), ref, scale, dy.dtype)
 
 
 @st.composite
 def lp_pool2d_arguments(draw):
     x = draw(pool_input())
-    valid = dict(x=x, norm_type=draw(st.sampled_from([1, 2, 3, 2.5])),
+    valid = dict(x=x, norm_type=draw(st.sampled_from([1, 2, 3, 2.5, math.inf, -math.inf])),
                  kernel_size=draw(st.sampled_from([1, 2, 3, (2, 1)])),
                  stride=draw(st.sampled_from([None, 1, 2])), ceil_mode=draw(st.booleans()))
     hostile = dict(x=hostile_arrays(x), norm_type=hostile_reals(), kernel_size=hostile_ints(),
@@ -781,11 +795,17 @@ def lp_pool2d_arguments(draw):
 
 
 def _norm(args):
+    """p > 0 or +-inf (PyTorch's max / min of |x|); an int past float's range is no infinity."""
     p = args["norm_type"]
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not (
-            0 < float(p) < math.inf):
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise Violation(f"accepted norm_type={p!r}")
-    return float(p)
+    try:
+        value = float(p)
+    except OverflowError:
+        raise Violation(f"accepted norm_type={p!r}") from None
+    if not (value > 0 or value == -math.inf):
+        raise Violation(f"accepted norm_type={p!r}")
+    return value
 
 
 def check_lp_pool2d(args, y):
@@ -820,7 +840,7 @@ def check_lp_pool2d_backward(args, dx):
     p = _norm(args)
     with np.errstate(all="ignore"):
         ref = lp_pool2d_backward_reference(_batched(dy), _batched(x), p, **kwargs)
-    if p != int(p):
+    if math.isfinite(p) and p != int(p):
         # x**(p-1) is NaN at a negative x, and so is dx there even outside every window
         # (0 * NaN), as in PyTorch's autograd; the oracle says 0. Compare the rest.
         ref = np.where(_batched(x) < 0, np.nan, ref)
@@ -833,7 +853,7 @@ def check_lp_pool2d_backward(args, dx):
 
 @st.composite
 def conv_output_size_arguments(draw):
-    valid = dict(size=draw(st.integers(0, 300)), kernel_size=draw(st.integers(1, 7)),
+    valid = dict(size=draw(st.integers(1, 300)), kernel_size=draw(st.integers(1, 7)),
                  stride=draw(st.integers(1, 4)), padding=draw(st.integers(0, 3)),
                  dilation=draw(st.integers(1, 3)))
     scalar = st.sampled_from(SMALL_INTS + HUGE_INTS + NUMPY_INTS + NOT_INTS)
@@ -841,7 +861,7 @@ def conv_output_size_arguments(draw):
 
 
 def check_conv_output_size(args, out):
-    size = _int(args["size"], "size", 0)
+    size = _int(args["size"], "size", 1)
     kernel, stride = _int(args["kernel_size"], "kernel_size", 1), _int(args["stride"], "stride", 1)
     padding, dilation = _int(args["padding"], "padding", 0), _int(args["dilation"], "dilation", 1)
     expected = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
@@ -1124,7 +1144,7 @@ def sgd_arguments(draw):
     dtype = draw(_dtypes())
     p = random_array(draw(st.integers(0, 2**32 - 1)), (3, 2), dtype)
     g = random_array(draw(st.integers(0, 2**32 - 1)), (3, 2), dtype)
-    valid = dict(params={"w": p}, grads={"w": g}, lr=draw(st.sampled_from([0.1, 1, 0.5])),
+    valid = dict(params={"w": p}, grads={"w": g}, lr=draw(st.sampled_from([0.1, 1, 0.5, 0])),
                  momentum=draw(st.sampled_from([0.0, 0.9])),
                  weight_decay=draw(st.sampled_from([0.0, 0.01])))
     real = st.sampled_from([0, -1, float("nan"), float("inf"), None, "0.1", True, 1j,
@@ -1150,7 +1170,7 @@ def run_sgd(args):
 
 def check_sgd(args, params):
     lr, momentum, decay = (float(args[k]) for k in ("lr", "momentum", "weight_decay"))
-    if not (lr > 0 and momentum >= 0 and decay >= 0):
+    if not (lr >= 0 and momentum >= 0 and decay >= 0):
         raise Violation(f"SGD: accepted lr={args['lr']!r}, momentum={args['momentum']!r}, "
                         f"weight_decay={args['weight_decay']!r}")
     for key, p0 in args["params"].items():
@@ -1192,7 +1212,8 @@ TARGETS = [
            st.just((dict(n=2), dict(n=st.one_of(hostile_ints(), st.none())))),
            check_set_num_threads, examples=50),
     Target("Conv2D", run_conv2d_layer, conv2d_layer_arguments(), check_conv2d_layer,
-           prefixes=("Conv2D", "conv2d", "conv2d_backward"), words=LAYER_WORDS, examples=150),
+           prefixes=("Conv2D", "Conv2D.forward", "Conv2D.backward", "conv2d", "conv2d_backward"),
+           words=LAYER_WORDS, examples=150),
     Target("MaxPool2D", run_pool_layer("max"), st.composite(
         lambda draw: _pool_layer_arguments(draw, "max"))(), check_pool_layer("max"),
            prefixes=("MaxPool2D", "max_pool2d", "max_pool2d_backward"), words=LAYER_WORDS),
@@ -1210,8 +1231,8 @@ TARGETS = [
     Target("Linear", run_linear, linear_arguments(), check_linear,
            prefixes=("Linear", "Linear.forward", "Linear.backward"), words=LAYER_WORDS),
     Target("Sequential", run_sequential, sequential_arguments(), check_sequential,
-           prefixes=("Sequential", "conv2d", "max_pool2d", "Linear.forward", "ReLU.forward",
-                     "Flatten.forward"), words=LAYER_WORDS, examples=75),
+           prefixes=("Sequential", "conv2d", "Conv2D.forward", "max_pool2d", "Linear.forward",
+                     "ReLU.forward", "Flatten.forward"), words=LAYER_WORDS, examples=75),
     Target("softmax_cross_entropy", lambda a: softmax_cross_entropy(**a), loss_arguments(),
            check_loss, examples=75),
     Target("SGD", run_sgd, sgd_arguments(), check_sgd, examples=75),

@@ -144,6 +144,16 @@ def test_lp_pool2d_with_p2_backward_matches_finite_differences_on_positive_input
     assert_gradients_match_finite_differences(LPPool2D(2, **kwargs), x, samples=40)
 
 
+@pytest.mark.parametrize("p", [float("inf"), -float("inf")], ids=["inf", "minus_inf"])
+def test_lp_pool2d_at_infinite_p_backward_matches_finite_differences(p):
+    # Magnitudes pairwise apart and away from 0, of either sign: no ties, no kink of |x|.
+    rng = np.random.default_rng(8)
+    shape = (2, 2, 7, 6)
+    x = rng.choice([-1.0, 1.0], shape) * (distinct_values(rng, shape) + 2.0)
+    assert_gradients_match_finite_differences(LPPool2D(p, 3, stride=2, ceil_mode=True), x,
+                                              samples=40)
+
+
 def test_relu_backward_matches_finite_differences_away_from_zero():
     rng = np.random.default_rng(6)
     shape = (2, 3, 4, 5)
@@ -431,7 +441,7 @@ CONSTRUCTOR_ERRORS = [
     (lambda: AvgPool2D(2, ceil_mode="no"), TypeError, ("AvgPool2D", "ceil_mode", "'no'")),
     (lambda: LPPool2D(0, 2), ValueError, ("LPPool2D", "norm_type", "0")),
     (lambda: LPPool2D("2", 2), TypeError, ("LPPool2D", "norm_type", "'2'")),
-    (lambda: LPPool2D(float("inf"), 2), ValueError, ("LPPool2D", "norm_type", "inf")),
+    (lambda: LPPool2D(float("nan"), 2), ValueError, ("LPPool2D", "norm_type", "nan")),
     (lambda: LPPool2D(2, 0), ValueError, ("LPPool2D", "kernel_size", "0")),
     (lambda: LPPool2D(2, 2, stride=0), ValueError, ("LPPool2D", "stride", "0")),
     (lambda: Linear(0, 3), ValueError, ("Linear", "in_features", "0")),
@@ -482,9 +492,51 @@ def test_avg_pool2d_forward_rejects_bad_divisor_override_and_count_include_pad(
 
 def test_linear_forward_rejects_a_wrong_feature_count():
     layer = Linear(5, 3, seed=0)
-    for shape in [(2, 4), (2, 6), (5,), (2, 5, 1)]:
-        with raises(ValueError, "Linear.forward", "(N, 5)", str(shape)):
+    for shape in [(2, 4), (2, 6), (4,), (2, 5, 1), ()]:
+        with raises(ValueError, "Linear.forward", "(N, 5) or (5,)", str(shape)):
             layer.forward(np.ones(shape, np.float32))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_on_one_unbatched_vector_is_the_batch_of_one(bias):
+    # nn.Linear takes (in_features,) to (out_features,); backward likewise, same gradients.
+    layer = Linear(5, 3, bias=bias, dtype=F64, seed=0)
+    x = np.random.default_rng(9).standard_normal(5)
+    dy = np.random.default_rng(10).standard_normal(3)
+    batched_y = layer.forward(x[np.newaxis])
+    batched_dx = layer.backward(dy[np.newaxis])
+    batched_grads = {k: v.copy() for k, v in layer.grads.items()}
+    y = layer.forward(x)
+    assert y.shape == (3,)
+    np.testing.assert_array_equal(y, batched_y[0])
+    dx = layer.backward(dy)
+    assert dx.shape == (5,)
+    np.testing.assert_array_equal(dx, batched_dx[0])
+    for key, grad in batched_grads.items():
+        np.testing.assert_array_equal(layer.grads[key], grad)
+    with raises(ValueError, "Linear.backward", "dy", "(out_features,) = (3,)", "(1, 3)"):
+        layer.backward(dy[np.newaxis])
+
+
+def test_linear_on_one_unbatched_vector_matches_finite_differences():
+    x = np.random.default_rng(11).standard_normal(6)
+    assert_gradients_match_finite_differences(Linear(6, 4, dtype=F64, seed=1), x, samples=6)
+
+
+@pytest.mark.parametrize("step", ["forward", "backward"])
+def test_conv2d_layer_names_the_callers_array_of_another_dtype(step):
+    # Audit F6: a float64 x on a float32 layer used to be reported as conv2d's w.
+    layer = Conv2D(1, 2, 2, seed=0)
+    x = np.ones((1, 1, 3, 3), np.float32)
+    if step == "forward":
+        with raises(TypeError, "Conv2D.forward: x must have the dtype of weight (float32), "
+                    "got float64"):
+            layer.forward(x.astype(np.float64))
+    else:
+        layer.forward(x)
+        with raises(TypeError, "Conv2D.backward: dy must have the dtype of weight (float32), "
+                    "got float64"):
+            layer.backward(np.ones((1, 2, 2, 2)))
 
 
 def test_linear_forward_rejects_a_dtype_other_than_its_weights():
@@ -689,8 +741,7 @@ def test_sgd_updates_float32_params_in_place_keeping_their_dtype():
 
 
 @pytest.mark.parametrize("kwargs, exc, fragments", [
-    (dict(lr=0), ValueError, ("lr", "0")),
-    (dict(lr=-0.1), ValueError, ("lr", "-0.1")),
+    (dict(lr=-0.1), ValueError, ("lr must be a finite number >= 0", "-0.1")),
     (dict(lr="0.1"), TypeError, ("lr", "'0.1'")),
     (dict(lr=True), TypeError, ("lr", "True")),
     (dict(lr=0.1, momentum=-0.5), ValueError, ("momentum", "-0.5")),
@@ -700,12 +751,21 @@ def test_sgd_updates_float32_params_in_place_keeping_their_dtype():
     (dict(lr=0.1, momentum=float("nan")), ValueError, ("momentum", "nan")),
     (dict(lr=0.1, weight_decay=float("nan")), ValueError, ("weight_decay", "nan")),
     (dict(lr=0.1, momentum=float("inf")), ValueError, ("momentum", "inf")),
-], ids=["zero_lr", "negative_lr", "string_lr", "bool_lr", "negative_momentum",
+], ids=["negative_lr", "string_lr", "bool_lr", "negative_momentum",
         "negative_weight_decay", "nan_lr", "inf_lr", "nan_momentum", "nan_weight_decay",
         "inf_momentum"])
 def test_sgd_rejects_bad_hyperparameters(kwargs, exc, fragments):
     with raises(exc, "SGD", *fragments):
         SGD({"w": np.ones(2)}, {"w": np.ones(2)}, **kwargs)
+
+
+def test_sgd_with_lr_0_leaves_the_parameters_unchanged():
+    # As torch.optim.SGD, which accepts lr=0 (e.g. a warm-up schedule's first step).
+    p, g = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, 0.25])}
+    optimizer = SGD(p, g, lr=0, momentum=0.9, weight_decay=0.1)
+    optimizer.step()
+    optimizer.step()
+    np.testing.assert_array_equal(p["w"], [1.0, -2.0])
 
 
 def test_sgd_rejects_params_and_grads_with_different_keys():

@@ -91,6 +91,7 @@ AVG_FLAGS = {
     "exclude_pad": dict(count_include_pad=False),
     "divisor_override_3": dict(divisor_override=3),
     "exclude_pad_divisor_override_5": dict(count_include_pad=False, divisor_override=5),
+    "negative_divisor_override_-3": dict(divisor_override=-3),
 }
 NORM_TYPES = [1, 2, 3, 1.5]
 
@@ -189,6 +190,10 @@ def test_avg_and_lp_pool_references_on_hand_computed_examples():
                                   [[[[6.0]]]])
     np.testing.assert_allclose(lp_pool2d_reference(np.full((1, 1, 2, 4), 2.0), 3, 2),
                                [[[[32 ** (1 / 3)] * 2]]], rtol=1e-15)
+    # ceil_mode on 3 x 3 ones, kernel 2: the partial windows cover 2, 2 and 1 elements and are
+    # scaled by 4/2, 4/2 and 4/1 (PyTorch's average times the window size), so all give 2.
+    np.testing.assert_allclose(lp_pool2d_reference(np.ones((1, 1, 3, 3)), 2, 2, ceil_mode=True),
+                               np.full((1, 1, 2, 2), 2.0), rtol=1e-15)
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding, dilation, ceil_mode, expected", [
@@ -524,9 +529,10 @@ def avg_reference(name, dtype, flags):
     case, kwargs = POOL_CASES[name], dict(case_avg_kwargs(name), **AVG_FLAGS[flags])
     x = case_input(name, dtype, "uniform")
     dy = avg_dy(name, dtype)
-    return (avg_pool2d_reference(x, **kwargs), avg_pool2d_reference(np.abs(x), **kwargs),
+    # The scales are magnitudes: a negative divisor_override makes the sums of |terms| negative.
+    return (avg_pool2d_reference(x, **kwargs), np.abs(avg_pool2d_reference(np.abs(x), **kwargs)),
             avg_pool2d_backward_reference(dy, case.shape, **kwargs),
-            avg_pool2d_backward_reference(np.abs(dy), case.shape, **kwargs))
+            np.abs(avg_pool2d_backward_reference(np.abs(dy), case.shape, **kwargs)))
 
 
 def case_avg_kwargs(name):
@@ -573,6 +579,12 @@ def test_count_include_pad_and_divisor_override_on_a_hand_computed_example(dtype
                                   np.ones((1, 1, 3, 3)))
     np.testing.assert_array_equal(avg_pool2d(x, 2, padding=1, divisor_override=2)[0, 0],
                                   [[0.5, 1, 0.5], [1, 2, 1], [0.5, 1, 0.5]])
+    # Any non-zero divisor, negative too, as PyTorch.
+    np.testing.assert_array_equal(avg_pool2d(x, 2, padding=1, divisor_override=-2)[0, 0],
+                                  [[-0.5, -1, -0.5], [-1, -2, -1], [-0.5, -1, -0.5]])
+    np.testing.assert_array_equal(
+        avg_pool2d_backward(np.ones((1, 1, 3, 3), dtype), x.shape, 2, padding=1,
+                            divisor_override=-4), np.full((1, 1, 4, 4), -0.25))
     dx = avg_pool2d_backward(np.ones((1, 1, 3, 3), dtype), x.shape, 2, padding=1)
     np.testing.assert_array_equal(dx, np.full((1, 1, 4, 4), 0.25))
 
@@ -610,7 +622,7 @@ def test_avg_pool_backward_is_adjoint_of_forward(name, flags):
     dy = avg_dy(name, np.float64)
     lhs = np.vdot(avg_pool2d(x, **kwargs), dy)
     rhs = np.vdot(x, avg_pool2d_backward(dy, x.shape, **kwargs))
-    assert abs(lhs - rhs) <= 1e-12 * np.vdot(avg_pool2d_reference(np.abs(x), **kwargs),
+    assert abs(lhs - rhs) <= 1e-12 * np.vdot(np.abs(avg_pool2d_reference(np.abs(x), **kwargs)),
                                              np.abs(dy))
 
 
@@ -620,13 +632,14 @@ def test_avg_pool_and_backward_match_oracle_on_random_geometries(isa, case, dtyp
                                                                   seed):
     kwargs = dict(case.avg_kwargs(), **AVG_FLAGS[flags])
     x = pool_input(case.shape, dtype, "uniform", seed)
+    # Scales are magnitudes (a negative divisor_override makes sums of |terms| negative).
     assert_close(avg_pool2d(x, **kwargs), avg_pool2d_reference(x, **kwargs),
-                 avg_pool2d_reference(np.abs(x), **kwargs), dtype)
+                 np.abs(avg_pool2d_reference(np.abs(x), **kwargs)), dtype)
     ref = avg_pool2d_reference(x, **kwargs)
     dy = np.random.default_rng(seed).uniform(-1, 1, ref.shape).astype(dtype)
     assert_close(avg_pool2d_backward(dy, x.shape, **kwargs),
                  avg_pool2d_backward_reference(dy, x.shape, **kwargs),
-                 avg_pool2d_backward_reference(np.abs(dy), x.shape, **kwargs), dtype)
+                 np.abs(avg_pool2d_backward_reference(np.abs(dy), x.shape, **kwargs)), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,6 +717,20 @@ def test_lp_pool_gradient_at_an_all_zero_window_is_exactly_zero(dtype, p):
     assert_close(dx, ref, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_lp_pool_partial_ceil_mode_windows_are_scaled_to_the_full_window(dtype):
+    # PyTorch's avg_pool2d(x**2) * 4 on 3 x 3 ones: every window, partial or not, gives
+    # sqrt(4) = 2; dy = 1 reaches an element as 4/covered * x / y per window containing it.
+    x = np.ones((1, 1, 3, 3), dtype)
+    y = lp_pool2d(x, 2, 2, 2, ceil_mode=True)
+    np.testing.assert_allclose(y, np.full((1, 1, 2, 2), 2.0), rtol=1e-6)
+    dx = lp_pool2d_backward(np.ones_like(y), x, 2, 2, 2, ceil_mode=True)
+    np.testing.assert_allclose(dx[0, 0], [[0.5, 0.5, 1], [0.5, 0.5, 1], [1, 1, 2]], rtol=1e-6)
+    # Without a partial window, ceil_mode changes nothing.
+    x4 = np.ones((1, 1, 4, 4), dtype)
+    np.testing.assert_array_equal(lp_pool2d(x4, 3, 2, ceil_mode=True), lp_pool2d(x4, 3, 2))
+
+
 @given(case=pool_geometries(dilation=False, padding=False), dtype=st.sampled_from(DTYPES),
        p=st.sampled_from(NORM_TYPES), seed=st.integers(0, 2**16))
 def test_lp_pool_and_backward_match_oracle_on_random_geometries(case, dtype, p, seed):
@@ -714,6 +741,51 @@ def test_lp_pool_and_backward_match_oracle_on_random_geometries(case, dtype, p, 
     assert_close(lp_pool2d_backward(dy, x, p, **case.lp_kwargs()),
                  lp_pool2d_backward_reference(dy, x, p, **case.lp_kwargs()),
                  lp_pool2d_backward_reference(np.abs(dy), x, p, **case.lp_kwargs()), dtype)
+
+
+INFINITE_NORMS = [float("inf"), -float("inf")]
+
+
+@pytest.mark.parametrize("p", INFINITE_NORMS, ids=["inf", "minus_inf"])
+def test_lp_pool_at_infinite_p_on_a_hand_computed_example(p):
+    # Window of [[1, -3], [2, 0.5]]: the largest |x| is -3's, the smallest 0.5's; the gradient
+    # goes there times the element's sign.
+    x = np.array([[[[1.0, -3.0], [2.0, 0.5]]]])
+    largest = p > 0
+    np.testing.assert_array_equal(lp_pool2d(x, p, 2), [[[[3.0 if largest else 0.5]]]])
+    expected = [[0, -1], [0, 0]] if largest else [[0, 0], [0, 1]]
+    np.testing.assert_array_equal(lp_pool2d_backward(np.ones((1, 1, 1, 1)), x, p, 2)[0, 0],
+                                  expected)
+
+
+@pytest.mark.parametrize("p", INFINITE_NORMS, ids=["inf", "minus_inf"])
+def test_lp_pool_at_infinite_p_ties_zeros_and_nan_follow_max_pool(p):
+    # Ties go to the first element in window order, a NaN wins, and the gradient at 0 or NaN is
+    # 0 (torch's gradient of abs there), not NaN.
+    x = np.array([[[[-2.0, 2.0, 0.0, -0.0, 1.0, np.nan],
+                    [2.0, -2.0, -0.0, 0.0, np.nan, 5.0]]]])
+    y = lp_pool2d(x, p, 2)
+    np.testing.assert_array_equal(y, [[[[2.0, 0.0, np.nan]]]])
+    dx = lp_pool2d_backward(np.full((1, 1, 1, 3), 4.0), x, p, 2)
+    np.testing.assert_array_equal(dx[0, 0], [[-4, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("name", LP_CASES)
+@pytest.mark.parametrize("data", ["integer_ties", "nan_inf", "uniform"])
+@pytest.mark.parametrize("p", INFINITE_NORMS, ids=["inf", "minus_inf"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_lp_pool_at_infinite_p_matches_oracle(isa, dtype, p, data, name):
+    case = POOL_CASES[name]
+    x = case_input(name, dtype, data)
+    ref = lp_pool2d_reference(x, p, **case.lp_kwargs())
+    y = lp_pool2d(x, p, **case.lp_kwargs())
+    assert y.dtype == dtype
+    assert np.array_equal(y, ref, equal_nan=True)  # a chosen element: exact
+    dy = np.random.default_rng(5).uniform(-1, 1, ref.shape).astype(dtype)
+    assert_close(lp_pool2d_backward(dy, x, p, **case.lp_kwargs()),
+                 lp_pool2d_backward_reference(dy, x, p, **case.lp_kwargs()),
+                 lp_pool2d_backward_reference(np.abs(dy), np.abs(x), p, **case.lp_kwargs()),
+                 dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -900,20 +972,40 @@ def test_padding_up_to_half_the_kernel_is_accepted():
                                           "got (1, 1.5)")),
     (dict(dilation=6), ValueError, ("the output height must be >= 1, got 0",
                                     "dilated kernel 7")),
-    (dict(return_indices=1), TypeError, ("return_indices must be a bool, got 1",)),
     (dict(return_indices=None), TypeError, ("return_indices must be a bool, got None",)),
+    (dict(return_indices="yes"), TypeError, ("return_indices must be a bool, got 'yes'",)),
+    (dict(return_indices=1.0), TypeError, ("return_indices must be a bool, got 1.0",)),
+    (dict(return_indices=2), ValueError, ("return_indices must be 0 or 1 when an int, got 2",)),
+    (dict(return_indices=-1), ValueError,
+     ("return_indices must be 0 or 1 when an int, got -1",)),
 ])
 def test_bad_dilation_or_return_indices_is_refused_by_max_pool(kwargs, exc, fragments):
     with raises(exc, "max_pool2d: ", *fragments):
         CALLS["max_pool2d"](**kwargs)
 
 
+@pytest.mark.parametrize("flag", [0, 1, np.int64(1), np.uint8(0), np.bool_(True), False],
+                         ids=["0", "1", "int64_1", "uint8_0", "numpy_bool", "False"])
+def test_return_indices_takes_0_and_1_as_bools(flag):
+    # PyTorch takes return_indices by truthiness; 0 and 1 are its common spellings.
+    result = CALLS["max_pool2d"](return_indices=flag)
+    if flag:
+        y, indices = result
+        np.testing.assert_array_equal(indices, max_pool2d(X, 2, return_indices=True)[1])
+    else:
+        y = result
+        assert isinstance(y, np.ndarray)
+    np.testing.assert_array_equal(y, max_pool2d(X, 2))
+
+
 @pytest.mark.parametrize("name", ["avg_pool2d", "avg_pool2d_backward"])
 @pytest.mark.parametrize("kwargs, exc, fragments", [
     (dict(count_include_pad=0), TypeError, ("count_include_pad must be a bool, got 0",)),
     (dict(count_include_pad="no"), TypeError, ("count_include_pad must be a bool, got 'no'",)),
-    (dict(divisor_override=0), ValueError, ("divisor_override must be >= 1, got 0",)),
-    (dict(divisor_override=-2), ValueError, ("divisor_override must be >= 1, got -2",)),
+    (dict(divisor_override=0), ValueError,
+     ("divisor_override must be a non-zero int or None, got 0",)),
+    (dict(divisor_override=-2**41), ValueError,
+     (f"divisor_override must be >= {-2**40}, got {-2**41}",)),
     (dict(divisor_override=1.5), TypeError, ("divisor_override must be an int, got 1.5",)),
     (dict(divisor_override=True), TypeError, ("divisor_override must be an int, got True",)),
 ])
@@ -924,19 +1016,26 @@ def test_bad_count_include_pad_or_divisor_override_is_refused(name, kwargs, exc,
 
 @pytest.mark.parametrize("name", ["lp_pool2d", "lp_pool2d_backward"])
 @pytest.mark.parametrize("value, exc, shown", [
-    (0, ValueError, "norm_type must be a finite number > 0, got 0.0"),
-    (-1, ValueError, "norm_type must be a finite number > 0, got -1.0"),
-    (-0.5, ValueError, "norm_type must be a finite number > 0, got -0.5"),
-    (float("inf"), ValueError, "norm_type must be a finite number > 0, got inf"),
-    (float("nan"), ValueError, "norm_type must be a finite number > 0, got nan"),
+    (0, ValueError, "norm_type must be a number > 0, inf or -inf, got 0.0"),
+    (-1, ValueError, "norm_type must be a number > 0, inf or -inf, got -1.0"),
+    (-0.5, ValueError, "norm_type must be a number > 0, inf or -inf, got -0.5"),
+    (float("nan"), ValueError, "norm_type must be a number > 0, inf or -inf, got nan"),
+    (10**400, ValueError, "norm_type must be a number > 0 within float's range, inf or -inf, "
+                          "got 1000000"),
     ("2", TypeError, "norm_type must be a real number, got '2'"),
     (None, TypeError, "norm_type must be a real number, got None"),
     (True, TypeError, "norm_type must be a real number, got True"),
     (2 + 0j, TypeError, "norm_type must be a real number, got (2+0j)"),
 ])
-def test_norm_type_must_be_a_positive_finite_real(name, value, exc, shown):
+def test_norm_type_must_be_positive_or_infinite(name, value, exc, shown):
     with raises(exc, f"{name}: ", shown):
         CALLS[name](norm_type=value)
+
+
+@pytest.mark.parametrize("name", ["lp_pool2d", "lp_pool2d_backward"])
+@pytest.mark.parametrize("value", [float("inf"), -float("inf"), np.float32(-np.inf)])
+def test_infinite_norm_type_is_accepted(name, value):
+    assert CALLS[name](norm_type=value).shape in ((2, 3, 3, 3), X.shape)
 
 
 @pytest.mark.parametrize("name", WITH_X)

@@ -8,7 +8,8 @@ from hypothesis import assume, given, strategies as st
 import fastconv
 
 from reference import (
-    conv2d_backward_reference, conv2d_reference, conv_transpose2d_reference, same_padding,
+    conv2d_backward_reference, conv2d_reference, conv_transpose2d_reference,
+    lp_pool2d_backward_reference, lp_pool2d_reference, same_padding,
 )
 
 torch = pytest.importorskip("torch")
@@ -257,7 +258,8 @@ def test_max_pool2d_backward_equals_torch_autograd(geometry, dtype, kind, seed):
 
 AVG_FLAGS = st.sampled_from([dict(count_include_pad=True), dict(count_include_pad=False),
                              dict(divisor_override=3),
-                             dict(count_include_pad=False, divisor_override=5)])
+                             dict(count_include_pad=False, divisor_override=5),
+                             dict(divisor_override=-3)])
 
 
 @given(geometry=pool_geometries(dilation=False), dtype=DTYPE, flags=AVG_FLAGS,
@@ -278,13 +280,50 @@ def test_avg_pool2d_and_its_gradient_match_torch(geometry, dtype, flags, seed):
 @given(geometry=pool_geometries(dilation=False, padding=False), dtype=DTYPE,
        p=st.sampled_from([1, 2, 3, 1.5]), seed=st.integers(0, 2**16))
 def test_lp_pool2d_and_its_gradient_match_torch(geometry, dtype, p, seed):
+    # ceil_mode is drawn too: a partial last window is scaled by the full window size over
+    # the covered size, as torch's avg_pool2d(x**p) * (kh*kw).
     shape, kwargs = geometry
-    kwargs = dict(kwargs, ceil_mode=False)  # torch rescales partial ceil_mode windows
     x = pool_data(shape, dtype, "positive", seed)
     xt = torch.from_numpy(x.copy()).requires_grad_()
     ty = F.lp_pool2d(xt, p, **kwargs)
-    assert_close_to_torch(fastconv.lp_pool2d(x, p, **kwargs), ty.detach().numpy(), dtype)
+    expected = ty.detach().numpy()
+    assert_close_to_torch(fastconv.lp_pool2d(x, p, **kwargs), expected, dtype)
     dy = np.random.default_rng(seed + 1).uniform(-1, 1, ty.shape).astype(dtype)
     ty.backward(torch.from_numpy(dy))
     assert_close_to_torch(fastconv.lp_pool2d_backward(dy, x, p, **kwargs), xt.grad.numpy(),
                           dtype)
+    # The oracle too, in float64 (torch's float32 result is the limit of the comparison).
+    tol = _tolerance(dtype)
+    np.testing.assert_allclose(lp_pool2d_reference(x, p, **kwargs), expected, rtol=tol)
+    np.testing.assert_allclose(lp_pool2d_backward_reference(dy, x, p, **kwargs),
+                               xt.grad.numpy(), rtol=tol, atol=tol * np.abs(dy).sum())
+
+
+@given(geometry=pool_geometries(dilation=False, padding=False), dtype=DTYPE,
+       p=st.sampled_from([float("inf"), -float("inf")]),
+       kind=st.sampled_from(["integer_ties", "nan_inf"]), seed=st.integers(0, 2**16))
+def test_lp_pool2d_at_infinite_p_and_its_gradient_equal_torch(geometry, dtype, p, kind, seed):
+    # Integers in [-2, 2] hold ties of |x| (2 and -2) and zeros; nan_inf adds NaN and +-inf.
+    shape, kwargs = geometry
+    x = pool_data(shape, dtype, kind, seed)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    ty = F.lp_pool2d(xt, p, **kwargs)
+    y = fastconv.lp_pool2d(x, p, **kwargs)
+    assert y.dtype == dtype and np.array_equal(y, ty.detach().numpy(), equal_nan=True)
+    dy = np.random.default_rng(seed + 1).uniform(-1, 1, ty.shape).astype(dtype)
+    ty.backward(torch.from_numpy(dy))
+    assert_close_to_torch(fastconv.lp_pool2d_backward(dy, x, p, **kwargs), xt.grad.numpy(),
+                          dtype)
+    np.testing.assert_array_equal(lp_pool2d_reference(x, p, **kwargs), ty.detach().numpy())
+    np.testing.assert_allclose(lp_pool2d_backward_reference(dy, x, p, **kwargs),
+                               xt.grad.numpy(), rtol=_tolerance(dtype))
+
+
+def test_conv_transpose2d_output_size_0_is_empty_as_torch_onednn():
+    # Audit F5: torch returns (2, 3, 0, 2) on this float32 batch of 2 (its oneDNN path; its
+    # other paths raise "Output size is too small"), fastconv on every path.
+    x, w = np.ones((2, 3, 2, 1), np.float32), np.ones((3, 3, 1, 1), np.float32)
+    args = (None, (3, 2), (2, 0), (0, 1), 1, (2, 1))
+    expected = F.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), *args)
+    y = fastconv.conv_transpose2d(x, w, *args)
+    assert y.shape == tuple(expected.shape) == (2, 3, 0, 2) and y.dtype == np.float32
