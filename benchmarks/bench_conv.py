@@ -232,6 +232,7 @@ SMALL_PLANE_CASES = {
     "fc_as_conv7": CONV["fc_as_conv7"],                  # 36 pixels, 411 MB of filters
     "k1024_c512_7x7_N8": (8, 512, 12, 12, 1024, 7, 1, 0, 1),   # 288 pixels, 103 MB
     "k4096_c512_3x3_N16": (16, 512, 4, 4, 4096, 3, 1, 0, 1),   # 64 pixels, 75 MB
+    "fc6_N1": (1, 512, 7, 7, 4096, 7, 1, 0, 1),   # 1 pixel (AVX2: the few-pixel kernel), 411 MB
 }
 SMALL_PLANE_DRIVERS = {"packed": "conv2d_im2col_over_batch",
                        "streaming": "conv2d_im2col_streaming_filters"}

@@ -85,7 +85,8 @@ cdef enum:
     GEMM_STREAM_TAPS = 2048
     GEMM_STREAM_C_BYTES = 524288
     # Most pixels (over the batch) of a layer that streams its filters through the few-pixel
-    # kernel: it keeps 2 accumulators per pixel beside the 8 transposed taps (16 registers).
+    # kernel: one pass of it (4 pixels: 8 accumulators beside 8 transposed taps fill AVX2's 16
+    # registers).
     GEMM_FEW_PIXELS = 4
     # conv2d_pointwise: pixel panels per task. Small enough that one 56x56 image gives 17
     # tasks (the two threads split a batch of one evenly), large enough that a task's next
@@ -1410,13 +1411,49 @@ cdef void _stream_broadcast_block(const fc_kernel_table *kernels, Py_ssize_t kc,
                                 NULL)
 
 
+cdef inline bint _uses_few_pixel_kernel(const fc_kernel_table *kernels, Py_ssize_t Q,
+                                        bint single) noexcept nogil:
+    """Whether conv2d_im2col_streaming_filters runs Q pixels (over the batch) through the
+    few-pixel kernel rather than the broadcasting one."""
+    if Q > GEMM_FEW_PIXELS:
+        return False
+    return (kernels.sgemm_few_pixels_ukernel != NULL if single
+            else kernels.dgemm_few_pixels_ukernel != NULL)
+
+
+def streaming_uses_few_pixel_kernel(Py_ssize_t Q, int isa, bint single):
+    """Whether `conv2d_im2col_streaming_filters` gives Q pixels over the batch the few-pixel
+    kernel (where the ISA path has one and Q <= GEMM_FEW_PIXELS)."""
+    return _uses_few_pixel_kernel(fc_kernel_table_for(isa), Q, single)
+
+
+def gemm_few_pixels(const floating[:, ::1] w, Py_ssize_t rows, Py_ssize_t kc,
+                    const floating[:, ::1] b, Py_ssize_t pixels, int isa, floating[:, ::1] c):
+    """c[:rows, :pixels] += w[:rows, :kc] @ b[:kc, :pixels] by the ISA path's few-pixel
+    micro-kernel alone, for its tests (rows at most its MR)."""
+    cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
+    cdef int MR = kernels.sgemm_few_pixels_mr if floating is float else kernels.dgemm_few_pixels_mr
+    if MR == 0:
+        raise ValueError("gemm_few_pixels: this ISA has no few-pixel kernel")
+    if not (1 <= rows <= min(MR, w.shape[0], c.shape[0]) and 1 <= kc <= min(w.shape[1], b.shape[0])
+            and 1 <= pixels <= min(b.shape[1], c.shape[1])):
+        raise ValueError("gemm_few_pixels: rows, kc or pixels out of range")
+    if floating is float:
+        kernels.sgemm_few_pixels_ukernel(kc, &w[0, 0], w.shape[1], rows, &b[0, 0], b.shape[1],
+                                         pixels, &c[0, 0], c.shape[1])
+    else:
+        kernels.dgemm_few_pixels_ukernel(kc, &w[0, 0], w.shape[1], rows, &b[0, 0], b.shape[1],
+                                         pixels, &c[0, 0], c.shape[1])
+
+
 cdef void _few_pixels_block(const fc_kernel_table *kernels, Py_ssize_t kc, const floating *w,
                             Py_ssize_t R, Py_ssize_t nf, Py_ssize_t MR,
                             const floating *b_packed, Py_ssize_t b_row_stride,
                             Py_ssize_t pixels, floating *c, Py_ssize_t ldc) noexcept nogil:
     """c[0:nf, 0:pixels] += w[0:nf, 0:kc] (rows R apart) @ b_packed's kc rows of pixels, MR
     rows at a time, one few-pixel kernel call per GEMM_KC taps (the packed GEMMs' blocks): each
-    row is read in one run of kc, MR rows side by side. The kernel reads no row past nf."""
+    row is read in one run of kc, MR rows side by side. The kernel reads no row past nf; the
+    pixels are b_packed's first panel (b_row_stride apart)."""
     cdef Py_ssize_t fr, block, k0, rows
     for fr in range((nf + MR - 1) // MR):
         rows = min(MR, nf - fr * MR)
@@ -1450,11 +1487,12 @@ def gemm_streams_filters(Py_ssize_t Q, Py_ssize_t filter_bytes, int isa, bint si
     runs one or two where fewer pixels are left; not yet measured on AVX-512, so the rule was
     left as measured). Streaming / packed, asv Conv2dSmallPlaneDrivers re-measures Q=36, 64
     and 288: Q=36 48 vs 42 lanes 0.72x; Q=288 288 vs 294 0.95-1.0x; Q=64 96 vs 70 1.13x;
-    Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Everywhere else
-    streaming wins: with AVX-512 float64 (scalar pack) 0.44-0.63x for every Q from 1 to 288;
-    with AVX2, whose pack is vectorised too (8x8 transposes), 0.77-1.01x in float32 for Q=8
-    to 288 (1.03-1.12x at Q=1) and 0.57-0.99x in float64 (1024 7x7x512 filters, the two
-    drivers alternating in one process, one thread).
+    Q=98 144 vs 98 1.25x; Q=196 240 vs 196 1.09x; Q=1 and Q=8 1.3-1.4x. Elsewhere streaming
+    measured as fast or faster for every Q. AVX-512 float64 (scalar pack): 0.44-0.63x from Q=1
+    to 288. AVX2, whose pack is vectorised too (8x8 transposes), the two drivers alternating
+    in one process at one thread on 7x7x512 filters: the broadcasting kernel 0.77-1.01x in
+    float32 and 0.72-0.99x in float64 for Q=8 to 288; the few-pixel kernel (Q <= 4)
+    0.54-0.68x in both dtypes (Q=1, 2, 4; 4096 float or 2048 double filters).
     """
     cdef const fc_kernel_table *kernels = fc_kernel_table_for(isa)
     cdef bint has_kernel
@@ -1487,16 +1525,17 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
     MR filters' taps straight from their rows, so the hardware prefetchers stream them while
     the FMAs run, against the batch's pixels packed NR to a panel along the vector lanes (48
     floats with AVX-512). A task owns a block of filters and a block of up to
-    GEMM_STREAM_PIXEL_PANELS pixel panels; each filter's block of taps is read from memory once per pixel block and from
-    cache for its other panels.
+    GEMM_STREAM_PIXEL_PANELS pixel panels; each filter's block of taps is read from memory once
+    per pixel block and from cache for its other panels.
 
     With at most GEMM_FEW_PIXELS pixels (an FC layer at batch 1: VGG's fc6 on 7x7 maps), the
     broadcasting kernel would run one FMA chain per filter row, bound by the FMA latency. Where
-    the path has the few-pixel kernel (AVX2), it reads 16 filter rows at once instead, turns
-    them around in registers and keeps a chain per 8 filters, so the filters' stream from
-    memory sets the pace: fc6 at batch 1 (1x512x7x7, 4096 filters) 61 -> 39 ms at one thread,
-    36 -> 23 ms at two; batch 4 63 -> 49 and 32 -> 25 (tools/ab_builds.py against the
-    broadcasting kernel, in one process; PyTorch's conv2d takes 270-430 ms there).
+    the path has the few-pixel kernel (AVX2), it reads 2 vectors' worth of filter rows at once
+    instead (16 floats, 8 doubles), turns them around in registers and keeps a chain per
+    vector of filters, so the filters' stream from memory sets the pace. Few-pixel /
+    broadcasting kernel, tools/ab_builds.py (the two alternating in one process): fc6 at batch 1
+    (1x512x7x7, 4096 filters) 39 / 61 ms at one thread, 23 / 36 ms at two; batch 4 49 / 63 and
+    25 / 32 (PyTorch's conv2d: 270-430 ms).
 
     Every output is the bias plus the same GEMM_KC-long blocks of products, each summed from
     zero in increasing order, as in `conv2d_im2col` and `conv2d_im2col_over_batch`: the bits
@@ -1515,11 +1554,9 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
         MR, NR = kernels.sgemm_stream_mr, kernels.sgemm_stream_nr
     else:
         MR, NR = kernels.dgemm_stream_mr, kernels.dgemm_stream_nr
-    # A batch of at most GEMM_FEW_PIXELS pixels runs the few-pixel kernel where the path has
-    # one, on blocks of its MR filter rows; the pixels are packed as for streaming.
-    cdef bint few_pixels = Q <= GEMM_FEW_PIXELS and (
-        kernels.sgemm_few_pixels_ukernel != NULL if floating is float
-        else kernels.dgemm_few_pixels_ukernel != NULL)
+    # The few-pixel kernel runs on blocks of its MR filter rows; the pixels (one panel, as
+    # Q <= GEMM_FEW_PIXELS <= NR) are packed as for streaming.
+    cdef bint few_pixels = _uses_few_pixel_kernel(kernels, Q, floating is float)
     if few_pixels:
         MR = kernels.sgemm_few_pixels_mr if floating is float else kernels.dgemm_few_pixels_mr
     cdef Py_ssize_t panels = min((Q + NR - 1) // NR, GEMM_STREAM_PIXEL_PANELS)
@@ -1534,9 +1571,10 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
         filter_tasks = (KG + FT - 1) // FT
         filters_per_task = ((KG + filter_tasks - 1) // filter_tasks + MR - 1) // MR * MR
         filter_tasks = (KG + filters_per_task - 1) // filters_per_task
-    # Per thread: the packed pixels, the task's outputs (filters x pixels) and MR rows of taps,
-    # the copy the last partial row block is read from (the kernel reads MR whole rows).
-    cdef Py_ssize_t b_size = QB * KC, edge_size = MR * KC
+    # Per thread: the packed pixels, the task's outputs (filters x pixels) and, for the
+    # broadcasting kernel (which reads MR whole rows), MR rows of taps: the copy a last partial
+    # row block is read from.
+    cdef Py_ssize_t b_size = QB * KC, edge_size = 0 if few_pixels else MR * KC
     cdef Py_ssize_t c_size = (filters_per_task + MR - 1) // MR * MR * QB
     cdef floating[:, ::1] workspace = _aligned_rows(
         num_threads, b_size + c_size + edge_size, floating is float)
@@ -1558,7 +1596,8 @@ def conv2d_im2col_streaming_filters(const floating[:, :, :, ::1] x,
             x_group = &x[0, 0, 0, 0] + task.g * CG * s.H * s.W
             w_filters = &w[0, 0, 0, 0] + (task.g * KG + task.f_begin) * R
             # Outputs start as the bias, then take the GEMM_KC-long blocks' sums in order (rows
-            # past nf, up to a whole row block, start at 0: written, never read).
+            # past nf, up to a whole row block, start at 0: the broadcasting kernel writes them,
+            # nothing reads them).
             _fill_rows(c_rows, task.nf, QB, QB, &bias[0], has_bias, task.g * KG + task.f_begin)
             _fill_rows(c_rows + task.nf * QB, (task.nf + MR - 1) // MR * MR - task.nf, QB, QB,
                        &bias[0], False, 0)

@@ -49,7 +49,7 @@ void fc_sstore_filter_tile__avx2(const float *c, ptrdiff_t c_stride, ptrdiff_t p
         const ptrdiff_t chunk = pixels - i0 < 8 ? pixels - i0 : 8;
         for (ptrdiff_t k0 = 0; k0 < kt; k0 += 8) {
             const ptrdiff_t filters = kt - k0 < 8 ? kt - k0 : 8;
-            const __m256i filter_lanes = float_lanes(filters);
+            const __m256i filter_lanes = first_float_lanes(filters);
             __m256 r[8];
             for (int i = 0; i < 8; i++)
                 r[i] = i < chunk ? _mm256_maskload_ps(c + (i0 + i) * c_stride + k0, filter_lanes)
@@ -73,7 +73,7 @@ void fc_dstore_filter_tile__avx2(const double *c, ptrdiff_t c_stride, ptrdiff_t 
         const ptrdiff_t chunk = pixels - i0 < 4 ? pixels - i0 : 4;
         for (ptrdiff_t k0 = 0; k0 < kt; k0 += 4) {
             const ptrdiff_t filters = kt - k0 < 4 ? kt - k0 : 4;
-            const __m256i filter_lanes = double_lanes(filters);
+            const __m256i filter_lanes = first_double_lanes(filters);
             __m256d r[4];
             for (int i = 0; i < 4; i++)
                 r[i] = i < chunk ? _mm256_maskload_pd(c + (i0 + i) * c_stride + k0, filter_lanes)

@@ -342,15 +342,16 @@ void fc_spack_kmajor__avx512(const float *src, ptrdiff_t row_stride, ptrdiff_t r
                              ptrdiff_t kc, ptrdiff_t panel, float *dst);
 
 /*
- * Few-pixel GEMM micro-kernels, for a batch of 1 to 4 pixels against filters read in place (an
+ * Few-pixel GEMM micro-kernels, for a batch of a few pixels against filters read in place (an
  * FC layer at batch 1):
  *
  *     c[i*ldc + q] += sum_{p < kc} w[i*w_row_stride + p] * b[p*b_row_stride + q]
  *
- * for i < rows (1 <= rows <= MR: 16 floats, 8 doubles) and q < pixels (1 <= pixels <= 4). Each
- * sum starts from zero, takes p in increasing order, one FMA per product, and is then added to
- * c: bit for bit the GEMM and filter-streaming micro-kernels' blocks. Reads only the first kc
- * elements of the `rows` rows and of b's kc rows.
+ * for i < rows (1 <= rows <= MR: 16 floats, 8 doubles) and q < pixels (4 a pass; more take
+ * more passes). Each sum starts from zero, takes p in increasing order, one FMA per product,
+ * and is then added to c: bit for bit the GEMM and filter-streaming micro-kernels' blocks.
+ * Reads only the first kc elements of the `rows` rows of w and the first `pixels` of b's kc
+ * rows; writes only those c[i*ldc + q].
  */
 typedef void (*fc_sgemm_few_pixels_ukernel_fn)(ptrdiff_t kc, const float *w,
                                                ptrdiff_t w_row_stride, ptrdiff_t rows,

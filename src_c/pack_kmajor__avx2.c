@@ -16,7 +16,7 @@ void fc_spack_kmajor__avx2(const float *src, ptrdiff_t row_stride, ptrdiff_t row
         const ptrdiff_t present = rows - i0 < 0 ? 0 : (rows - i0 < 8 ? rows - i0 : 8);
         for (ptrdiff_t p0 = 0; p0 < kc; p0 += 8) {
             const ptrdiff_t columns = kc - p0 < 8 ? kc - p0 : 8;
-            const __m256i column_lanes = float_lanes(columns);
+            const __m256i column_lanes = first_float_lanes(columns);
             const float *block = src + i0 * row_stride + p0;
             __m256 r[8];
             for (int i = 0; i < 8; i++) {
@@ -42,7 +42,7 @@ void fc_dpack_kmajor__avx2(const double *src, ptrdiff_t row_stride, ptrdiff_t ro
         const ptrdiff_t present = rows - i0 < 0 ? 0 : (rows - i0 < 4 ? rows - i0 : 4);
         for (ptrdiff_t p0 = 0; p0 < kc; p0 += 4) {
             const ptrdiff_t columns = kc - p0 < 4 ? kc - p0 : 4;
-            const __m256i column_lanes = double_lanes(columns);
+            const __m256i column_lanes = first_double_lanes(columns);
             const double *block = src + i0 * row_stride + p0;
             __m256d r[4];
             for (int i = 0; i < 4; i++) {

@@ -10,12 +10,12 @@
 #include <stddef.h>
 
 /* The first n lanes set (0 <= n <= 8): the mask of a partial maskload. */
-static inline __m256i float_lanes(ptrdiff_t n)
+static inline __m256i first_float_lanes(ptrdiff_t n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-static inline __m256i double_lanes(ptrdiff_t n)
+static inline __m256i first_double_lanes(ptrdiff_t n)
 {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)n), _mm256_setr_epi64x(0, 1, 2, 3));
 }

@@ -338,6 +338,7 @@ STREAMING_CASES = {
     "few_pixels_Q2_stride_3": Case(2, 5, 5, 5, 17, 3, 3, stride=3),
     "few_pixels_Q3_N3_K19": Case(3, 20, 3, 3, 19, 3, 3),
     "few_pixels_Q4_groups_2": Case(1, 6, 4, 4, 42, 3, 3, groups=2),
+    "few_pixels_Q1_K29_taps_6": Case(1, 1, 2, 3, 29, 2, 3),
 }
 
 
@@ -390,9 +391,10 @@ def test_streaming_filters_gemm_equals_the_packed_gemms_bit_for_bit(isa, dtype, 
             _run_streaming_driver(isa, case, dtype, driver=driver)[0], streamed)
 
 
+@pytest.mark.parametrize("name", ["K21_many_pixel_blocks_N50", "few_pixels_Q1_K37_reduction_2250"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype):
-    case = STREAMING_CASES["K21_many_pixel_blocks_N50"]
+def test_streaming_filters_gemm_is_bit_identical_across_thread_counts(isa, dtype, name):
+    case = STREAMING_CASES[name]
     results = [_run_streaming_driver(isa, case, dtype, threads=threads)[0]
                for threads in (1, 2, 3)]
     np.testing.assert_array_equal(results[0], results[1])
@@ -451,6 +453,59 @@ def test_gemm_pack_is_the_transposed_rows_and_writes_only_its_panel(
     expected[:, :rows] = src[:, :kc].T
     np.testing.assert_array_equal(dst[:kc * panel].reshape(kc, panel), expected)
     assert (dst[kc * panel:] == 7.0).all()
+
+
+def test_gemm_pack_refuses_rows_past_its_panel(isa):
+    from fastconv import _conv, _runtime
+    src = np.zeros((8, 8), np.float32)
+    with pytest.raises(ValueError, match="pack_kmajor: rows, kc or dst out of range"):
+        _conv.pack_kmajor(src, 7, 8, 6, _runtime.ISA_CODES[isa], np.zeros(48, np.float32))
+
+
+@given(rows=st.integers(1, 16), kc=st.one_of(st.integers(1, 40), st.integers(250, 270)),
+       pixels=st.integers(1, 9), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_few_pixel_kernel_adds_its_block_and_reads_and_writes_nothing_else(
+        isa, rows, kc, pixels, dtype, seed):
+    """The few-pixel micro-kernel alone: c[:rows, :pixels] += w[:rows, :kc] @ b[:kc, :pixels]
+    for partial row blocks (both halves of the float kernel's 16), tap tails and reductions
+    under one step, and several 4-pixel passes. NaN everywhere else in w and b (a read there
+    would show), -0.0 everywhere else in c (a write there, even of a zero row's +0.0 sums,
+    would change its sign)."""
+    from fastconv import _conv, _runtime
+    code = _runtime.ISA_CODES[isa]
+    if _runtime.kernel_names(isa)["gemm_few_pixels"][np.dtype(dtype).name] is None:
+        pytest.skip(f"the {isa} path has no few-pixel kernel")
+    MR = 16 if dtype == np.float32 else 8
+    rows = min(rows, MR)
+    rng = np.random.default_rng(seed)
+    w = np.full((MR, kc + 3), np.nan, dtype)
+    w[:rows, :kc] = rng.standard_normal((rows, kc))
+    b = np.full((kc + 2, pixels + 2), np.nan, dtype)
+    b[:kc, :pixels] = rng.standard_normal((kc, pixels))
+    c = np.full((MR + 1, pixels + 3), -0.0, dtype)
+    c[:rows, :pixels] = rng.standard_normal((rows, pixels))
+    expected = c[:rows, :pixels].astype(np.float64) + (
+        w[:rows, :kc].astype(np.float64) @ b[:kc, :pixels].astype(np.float64))
+    scale = np.abs(c[:rows, :pixels]) + np.abs(w[:rows, :kc]) @ np.abs(b[:kc, :pixels])
+    _conv.gemm_few_pixels(w, rows, kc, b, pixels, code, c)
+    assert_close(c[:rows, :pixels], expected, scale, dtype)
+    outside = np.ones(c.shape, bool)
+    outside[:rows, :pixels] = False
+    assert (c[outside] == 0).all() and np.signbit(c[outside]).all()
+
+
+def test_streaming_driver_gives_few_pixels_the_few_pixel_kernel(isa):
+    """Up to GEMM_FEW_PIXELS pixels over the batch take the few-pixel kernel where the path
+    has one (AVX2), more take the broadcasting kernel: both give the same bits, so only this
+    shows which ran."""
+    from fastconv import _conv, _runtime
+    code = _runtime.ISA_CODES[isa]
+    for single, dtype in ((True, "float32"), (False, "float64")):
+        has_kernel = _runtime.kernel_names(isa)["gemm_few_pixels"][dtype] is not None
+        assert has_kernel == (isa == "avx2")
+        for Q in (1, 4):
+            assert _conv.streaming_uses_few_pixel_kernel(Q, code, single) == has_kernel
+        assert not _conv.streaming_uses_few_pixel_kernel(5, code, single)   # GEMM_FEW_PIXELS + 1
 
 
 FC6_AS_CONV = dict(C=512, H=12, W=12, K=4096, FH=7, FW=7, HO=6, WO=6)
