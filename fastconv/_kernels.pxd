@@ -38,6 +38,16 @@ cdef extern from "fastconv_kernels.h" nogil:
                                                     const double *b, Py_ssize_t b_row_stride,
                                                     Py_ssize_t pixels, double *c,
                                                     Py_ssize_t ldc) noexcept nogil
+    ctypedef void (*fc_sgemm_columns_few_pixels_fn)(Py_ssize_t kc, const float *w,
+                                                    Py_ssize_t w_row_stride, Py_ssize_t n,
+                                                    const float *b, Py_ssize_t b_row_stride,
+                                                    Py_ssize_t pixels, float *c, Py_ssize_t ldc,
+                                                    int accumulate) noexcept nogil
+    ctypedef void (*fc_dgemm_columns_few_pixels_fn)(Py_ssize_t kc, const double *w,
+                                                    Py_ssize_t w_row_stride, Py_ssize_t n,
+                                                    const double *b, Py_ssize_t b_row_stride,
+                                                    Py_ssize_t pixels, double *c, Py_ssize_t ldc,
+                                                    int accumulate) noexcept nogil
 
     ctypedef void (*fc_smaxpool2d_row_fn)(
         const float *x, float *y, int64_t *indices, Py_ssize_t H, Py_ssize_t W, Py_ssize_t WO,
@@ -173,6 +183,8 @@ cdef extern from "fastconv_kernels.h" nogil:
         int dgemm_few_pixels_mr
         fc_dgemm_few_pixels_ukernel_fn dgemm_few_pixels_ukernel
         const char *dgemm_few_pixels_ukernel_name
+        fc_sgemm_columns_few_pixels_fn sgemm_columns_few_pixels
+        fc_dgemm_columns_few_pixels_fn dgemm_columns_few_pixels
 
     int fc_cpu_supports(int isa)
     const fc_kernel_table *fc_kernel_table_for(int isa)

@@ -321,7 +321,8 @@ def _backward_input(dy, w, geometry):
     grouped 3x3 and 5x5 layers of 2-3 channels per group, one thread (`python
     tools/network_layers.py --op bwd` shows MobileNet's layers beside PyTorch).
     Otherwise (strides, padding beyond the dilated kernel, small maps) dx = col2im(W^T @ dy) on
-    the GEMM, which also never multiplies inserted zeros.
+    the GEMM, which also never multiplies inserted zeros (with a column kernel for at most 4
+    pixels per image: see `_conv.conv2d_backward_input`).
     """
     G, CG = geometry.groups, geometry.C // geometry.groups
     # dx's convolution has CG filters per group: the pointwise GEMM wants more than a few.

@@ -29,6 +29,7 @@ static const fc_kernel_table generic_table = {
     fc_sconv2d_direct_single_filter__generic, fc_dconv2d_direct_single_filter__generic,
     0, NULL, NULL,
     0, NULL, NULL,
+    NULL, NULL,
 };
 
 #ifdef FC_X86_KERNELS
@@ -55,6 +56,7 @@ static const fc_kernel_table avx2_table = {
     fc_sconv2d_direct_single_filter__avx2, fc_dconv2d_direct_single_filter__avx2,
     16, fc_sgemm_few_pixels_ukernel_16__avx2, "fc_sgemm_few_pixels_ukernel_16__avx2",
     8, fc_dgemm_few_pixels_ukernel_8__avx2, "fc_dgemm_few_pixels_ukernel_8__avx2",
+    fc_sgemm_columns_few_pixels__avx2, fc_dgemm_columns_few_pixels__avx2,
 };
 
 static const fc_kernel_table avx512_table = {
@@ -81,6 +83,7 @@ static const fc_kernel_table avx512_table = {
     /* Not measured on AVX-512 yet: its 8-row streaming kernel has twice AVX2's chains. */
     0, NULL, NULL,
     0, NULL, NULL,
+    NULL, NULL,
 };
 #endif
 

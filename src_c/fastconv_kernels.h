@@ -371,6 +371,36 @@ void fc_dgemm_few_pixels_ukernel_8__avx2(ptrdiff_t kc, const double *w, ptrdiff_
                                          ptrdiff_t ldc);
 
 /*
+ * Few-pixel column GEMM micro-kernels, the few-pixel GEMM's transpose (dx's columns W^T @ dy for
+ * 1 to 4 pixels per image):
+ *
+ *     c[i*ldc + q] (+)= sum_{f < kc} w[f*w_row_stride + i] * b[f*b_row_stride + q]
+ *
+ * for i < n and q < pixels (4 a pass). Each sum starts from zero, takes f in increasing order,
+ * one FMA per product, and is then stored into c (accumulate == 0) or added to it: the packed
+ * GEMM micro-kernels' blocks, bit for bit. Reads only the first n elements of w's kc rows and
+ * the first `pixels` of b's; writes only those c[i*ldc + q].
+ */
+typedef void (*fc_sgemm_columns_few_pixels_fn)(ptrdiff_t kc, const float *w,
+                                               ptrdiff_t w_row_stride, ptrdiff_t n,
+                                               const float *b, ptrdiff_t b_row_stride,
+                                               ptrdiff_t pixels, float *c, ptrdiff_t ldc,
+                                               int accumulate);
+typedef void (*fc_dgemm_columns_few_pixels_fn)(ptrdiff_t kc, const double *w,
+                                               ptrdiff_t w_row_stride, ptrdiff_t n,
+                                               const double *b, ptrdiff_t b_row_stride,
+                                               ptrdiff_t pixels, double *c, ptrdiff_t ldc,
+                                               int accumulate);
+void fc_sgemm_columns_few_pixels__avx2(ptrdiff_t kc, const float *w, ptrdiff_t w_row_stride,
+                                       ptrdiff_t n, const float *b, ptrdiff_t b_row_stride,
+                                       ptrdiff_t pixels, float *c, ptrdiff_t ldc,
+                                       int accumulate);
+void fc_dgemm_columns_few_pixels__avx2(ptrdiff_t kc, const double *w, ptrdiff_t w_row_stride,
+                                       ptrdiff_t n, const double *b, ptrdiff_t b_row_stride,
+                                       ptrdiff_t pixels, double *c, ptrdiff_t ldc,
+                                       int accumulate);
+
+/*
  * Strided copy: dst[i] = src[i * stride] for 0 <= i < n (the column matrix of a strided layer
  * takes every stride-th input of a row). Reads and writes only those elements.
  */
@@ -453,6 +483,8 @@ typedef struct {
     int dgemm_few_pixels_mr;
     fc_dgemm_few_pixels_ukernel_fn dgemm_few_pixels_ukernel;
     const char *dgemm_few_pixels_ukernel_name;
+    fc_sgemm_columns_few_pixels_fn sgemm_columns_few_pixels;
+    fc_dgemm_columns_few_pixels_fn dgemm_columns_few_pixels;
 } fc_kernel_table;
 
 /* 1 when this CPU and OS can run `isa` (CPUID and XGETBV), else 0. */

@@ -359,6 +359,46 @@ def test_direct_dx_reads_the_filters_rotated_as_rotate_filters_gives_them(
     assert not np.isnan(results[0]).any()
 
 
+# dx's columns with at most GEMM_FEW_PIXELS output pixels per image: N, C, H, W, K, F, stride,
+# padding, groups. Several blocks of 256 filters (a partial last one), tap counts per task that
+# are no multiple of a tile (96, 48 or 32 floats) nor of a vector, 1 to 4 pixels per image.
+FEW_PIXEL_DX_CASES = {
+    "1_pixel_K300_C60": (2, 60, 3, 3, 300, 3, 1, 0, 1),
+    "1_pixel_K37_taps_4": (1, 1, 2, 2, 37, 2, 1, 0, 1),
+    "2_pixels_stride_3": (2, 5, 5, 8, 290, 3, 3, 0, 1),
+    "3_pixels_N3": (3, 7, 3, 5, 270, 3, 1, 0, 1),
+    "4_pixels_groups_2_padding_1": (1, 6, 2, 2, 42, 3, 1, 1, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(FEW_PIXEL_DX_CASES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_few_pixel_dx_columns_equal_the_gemms_bit_for_bit(isa, dtype, name):
+    """conv2d_backward_input's few-pixel column kernel (AVX2) sums the packed GEMM's blocks in
+    its order: the same bits as the GEMM forced (few_pixel_kernel=False), at one and two threads,
+    and the oracle's values."""
+    N, C, H, W, K, F, stride, padding, groups = FEW_PIXEL_DX_CASES[name]
+    HO, WO = ((size + 2 * padding - F) // stride + 1 for size in (H, W))
+    assert HO * WO <= 4
+    rng = np.random.default_rng(K + C)
+    w = rng.uniform(-1, 1, (K, C // groups, F, F)).astype(dtype)
+    dy = rng.uniform(-1, 1, (N, K, HO, WO)).astype(dtype)
+    results = []
+    for few, threads in ((True, 1), (True, 2), (False, 1)):
+        dx = np.full((N, C, H, W), np.nan, dtype)
+        _conv.conv2d_backward_input(dy, w, dx, groups, stride, stride, padding, padding, 1, 1,
+                                    _config.isa_code(), threads, few)
+        results.append(dx)
+    np.testing.assert_array_equal(results[0], results[2])
+    np.testing.assert_array_equal(results[1], results[2])
+    kwargs = Case(N, C, H, W, K, F, F, stride=stride, padding=padding,
+                  groups=groups).reference_kwargs()
+    x = np.zeros((N, C, H, W), dtype)
+    ref = conv2d_backward_reference(dy, x, w, **kwargs)[0]
+    scale = conv2d_backward_reference(np.abs(dy), x, np.abs(w), **kwargs)[0]
+    assert_close(results[0], ref, scale, dtype)
+
+
 @pytest.mark.parametrize("groups, KG, CG, FH, FW", [(1, 5, 3, 3, 3), (2, 4, 3, 2, 5),
                                                     (3, 1, 2, 1, 1), (1, 0, 2, 3, 3)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
