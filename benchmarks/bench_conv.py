@@ -259,6 +259,35 @@ class Conv2dSmallPlaneDrivers:
         self.forward()
 
 
+class Conv2dBackwardInputFewPixels:
+    """dx of VGG's fc6 at batch 1 (one output pixel per image) with the few-pixel column kernel
+    and with the packed GEMM forced (same bits): the figures in
+    fastconv._conv.conv2d_backward_input's docstring. One thread; AVX2 only has the kernel."""
+
+    params = (["columns", "gemm"], [1])
+    param_names = ["driver", "threads"]
+    timeout = 300
+
+    def setup(self, driver, threads):
+        from fastconv import _config, _conv
+        if "few_pixel_kernel" not in (_conv.conv2d_backward_input.__doc__ or ""):
+            raise NotImplementedError("this fastconv has no few-pixel dx kernel")
+        N, C, H, W, K, F, S, P, D = SMALL_PLANE_CASES["fc6_N1"]
+        rng = np.random.default_rng(0)
+        w = random_array(rng, (K, C, F, F))
+        dy = random_array(rng, (N, K, 1, 1))
+        dx = np.empty((N, C, H, W), np.float32)
+        fastconv.set_num_threads(threads)
+        arguments = (1, 1, 1, 0, 0, 1, 1, _config.isa_code(), threads, driver == "columns")
+        self.backward = lambda: _conv.conv2d_backward_input(dy, w, dx, *arguments)
+
+    def teardown(self, driver, threads):
+        fastconv.set_num_threads(None)
+
+    def time_backward_input(self, driver, threads):
+        self.backward()
+
+
 # ResNet-50's 1x1 layers at batch 4 (resnet_1x1 is the standard suite's). A 1x1 layer's dx is
 # the 1x1 convolution with C and K swapped, so each pair of cases also times the other's dx.
 POINTWISE_CASES = {

@@ -1861,7 +1861,8 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy, const floating[:, :, 
     the columns instead with its lanes along W's rows (the taps, contiguous there), so W
     streams from memory in its own order. Column kernel / GEMM, the two alternating in one
     process, on VGG's fc6 (512x7x7, 4096 float or 2048 double filters) at batch 1 and 4: float32
-    0.34-0.39x (batch 1: 44 / 127 ms at one thread, 27 / 72 at two), float64 0.49-0.64x. It sums
+    0.34-0.39x (batch 1: 44 / 127 ms at one thread, 27 / 72 at two; asv
+    Conv2dBackwardInputFewPixels times batch 1), float64 0.49-0.64x. It sums
     the same blocks in the same order, so the bits do not change (few_pixel_kernel=False forces
     the GEMM, for the tests that show it).
     """
